@@ -1,0 +1,76 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+// Layers, bottom to top (a target only imports the ones below it):
+//   CFastCGI, CLibCrypto      C shims over libfcgi and OpenSSL's libcrypto
+//   MagicBellJWT              HS256 User JWT minting and verification
+//   FastCGIServer             a threaded libfcgi responder (FCGX_Accept_r)
+//   MagicBellFCGIApp          routing, identity, configuration, error mapping
+//   magicbell-fcgi            the thin command-line executable
+let package = Package(
+    name: "magicbell-fcgi",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "magicbell-fcgi", targets: ["magicbell-fcgi"]),
+        .library(name: "MagicBellJWT", targets: ["MagicBellJWT"]),
+        .library(name: "FastCGIServer", targets: ["FastCGIServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CFastCGI",
+            providers: [.apt(["libfcgi-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "MagicBellJWT",
+            dependencies: ["CLibCrypto"]
+        ),
+        .target(
+            name: "FastCGIServer",
+            dependencies: [
+                "CFastCGI",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MagicBellFCGIApp",
+            dependencies: [
+                "MagicBellJWT",
+                "FastCGIServer",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "magicbell-fcgi",
+            dependencies: [
+                "MagicBellFCGIApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "token-bench",
+            dependencies: ["MagicBellJWT"]
+        ),
+        .testTarget(
+            name: "MagicBellJWTTests",
+            dependencies: ["MagicBellJWT"]
+        ),
+        .testTarget(
+            name: "MagicBellFCGIAppTests",
+            dependencies: ["MagicBellFCGIApp", "FastCGIServer"]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["MagicBellJWT"]
+        ),
+    ]
+)

@@ -1,0 +1,44 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FastCGIServer
+import Logging
+
+/// The app: routes each request and maps failures to JSON errors. One
+/// instance per worker thread, so its minter and buffers are never shared.
+public final class MagicBellResponder: FastCGIResponder {
+    private let token: TokenEndpoint
+    private let logger: Logger
+
+    public init(configuration: Configuration, logger: Logger,
+                clock: @escaping @Sendable () -> Int = MagicBellResponder.systemClock) throws {
+        token = try TokenEndpoint(configuration: configuration, clock: clock)
+        self.logger = logger
+    }
+
+    /// Unix seconds; `time()` is a vDSO call, no syscall.
+    public static let systemClock: @Sendable () -> Int = { Int(time(nil)) }
+
+    public func respond(to request: FastCGIRequest, with response: inout HTTPResponse) {
+        handle(request, &response)
+    }
+
+    /// The whole request → response mapping, for any source of params.
+    public func handle(_ request: some RequestParameters, _ response: inout HTTPResponse) {
+        do throws(APIError) {
+            switch Route.of(request) {
+            case .token:
+                try token.respond(to: request, with: &response)
+            case .notFound:
+                throw .notFound
+            }
+        } catch {
+            if error.status == 400 {
+                logger.warning("refused identity", metadata: [
+                    "code": "\(error.code)", "request_id": "\(request.string("REQUEST_ID") ?? "-")",
+                ])
+            }
+            error.write(to: &response)
+        }
+    }
+}

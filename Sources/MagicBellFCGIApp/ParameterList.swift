@@ -1,0 +1,30 @@
+import FastCGIServer
+
+/// Request params held in memory: what `mint` feeds through the endpoint's
+/// own code path, and what unit tests build requests from.
+public final class ParameterList: RequestParameters {
+    private var storage: [String: UnsafeMutableBufferPointer<UInt8>] = [:]
+
+    public init(_ params: [String: String]) {
+        for (name, value) in params { set(name, Array(value.utf8)) }
+    }
+
+    /// Raw bytes, for values that are not valid UTF-8.
+    public init(bytes params: [String: [UInt8]]) {
+        for (name, value) in params { set(name, value) }
+    }
+
+    private func set(_ name: String, _ value: [UInt8]) {
+        let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(value.count, 1))
+        _ = buffer.initialize(from: value)
+        storage[name] = UnsafeMutableBufferPointer(rebasing: buffer[..<value.count])
+    }
+
+    deinit {
+        for buffer in storage.values { buffer.deallocate() }
+    }
+
+    public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? {
+        storage["\(name)"].map { UnsafeBufferPointer($0) }
+    }
+}

@@ -1,0 +1,202 @@
+import ArgumentParser
+import FastCGIServer
+import Foundation
+import Logging
+import MagicBellFCGIApp
+import MagicBellJWT
+
+// The command line: parses arguments, reads the environment and hands off to
+// the app. Exit codes: 0 ok, 1 failure (bad token, cannot listen),
+// 64 usage error, 78 bad configuration (EX_CONFIG).
+
+let configurationExitCode = ExitCode(78)
+
+func fail(_ message: String, _ code: ExitCode) -> ExitCode {
+    FileHandle.standardError.write(Data("magicbell-fcgi: \(message)\n".utf8))
+    return code
+}
+
+func loadConfiguration() throws -> Configuration {
+    do {
+        return try Configuration.load(from: ProcessInfo.processInfo.environment)
+    } catch {
+        throw fail("\(error)", configurationExitCode)
+    }
+}
+
+struct MagicBellFCGI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "magicbell-fcgi",
+        abstract: "Mints MagicBell User JWTs, as a FastCGI responder behind nginx, for the users nginx authenticated.",
+        discussion: """
+        Configuration comes from the environment:
+        \(Configuration.variables.map { "  \($0.name.padding(toLength: 27, withPad: " ", startingAt: 0))\($0.meaning)" }.joined(separator: "\n"))
+
+        Exit codes: 0 success; 1 failure (invalid token, cannot listen); 64 usage error; 78 invalid configuration.
+        """,
+        version: MagicBellFCGIVersion.current,
+        subcommands: [Serve.self, Mint.self, Verify.self, CheckConfig.self]
+    )
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve FastCGI requests until SIGTERM or SIGINT.",
+        discussion: """
+        Listens on --socket, on --listen, or, with neither, on the listen socket inherited as fd 0 \
+        (spawn-fcgi, systemd StandardInput=socket). On SIGTERM/SIGINT it stops accepting, finishes \
+        in-flight requests, removes the socket file it created and exits 0.
+        """
+    )
+
+    @Option(name: .customLong("socket"), help: ArgumentHelp("Listen on a unix socket at PATH (a stale socket file is replaced).", valueName: "PATH"))
+    var socketPath: String?
+
+    @Option(name: .customLong("socket-mode"), help: ArgumentHelp("Permissions of the --socket file, in octal.", valueName: "OCTAL"))
+    var socketMode: String = "0660"
+
+    @Option(help: ArgumentHelp("Listen on TCP, e.g. 127.0.0.1:9000.", valueName: "HOST:PORT"))
+    var listen: String?
+
+    @Option(help: ArgumentHelp("Worker threads (default: 4 per CPU, at least 4; here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
+    var workers: Int = FastCGIServer.defaultWorkers
+
+    @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if socketPath != nil && listen != nil { throw ValidationError("use either --socket or --listen, not both") }
+        if let listen, ListenAddress.parseTCP(listen) == nil {
+            throw ValidationError("--listen must be HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9000")
+        }
+        guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
+            throw ValidationError("--socket-mode must be octal permissions such as 0660")
+        }
+        if mode & 0o600 != 0o600 { throw ValidationError("--socket-mode must let the owner read and write (0600 or wider)") }
+        guard (1...FastCGIServer.maxWorkers).contains(workers) else {
+            throw ValidationError("--workers must be from 1 to \(FastCGIServer.maxWorkers)")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "magicbell-fcgi")
+        let configuration = try loadConfiguration()
+
+        let address: ListenAddress
+        if let socketPath {
+            address = .unix(path: socketPath, mode: UInt32(socketMode, radix: 8)!)
+        } else if let listen {
+            address = ListenAddress.parseTCP(listen)!
+        } else {
+            address = .inherited
+        }
+        do {
+            let socket = try ListenSocket.open(address)
+            let server = try FastCGIServer(socket: socket, options: .init(workers: workers), logger: logger) {
+                try MagicBellResponder(configuration: configuration, logger: logger)
+            }
+            try server.run()
+        } catch let error as ListenError {
+            throw fail(error.description, .failure)
+        }
+    }
+}
+
+struct Mint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a User JWT, minted by the same code path as the endpoint.")
+
+    @Option(name: .customLong("external-id"), help: "The user's external id (user_external_id).")
+    var externalID: String?
+
+    @Option(help: "The user's email (user_email).")
+    var email: String?
+
+    @Option(help: ArgumentHelp("Lifetime in seconds (default: MAGICBELL_TOKEN_TTL).", valueName: "S"))
+    var ttl: Int?
+
+    @Flag(help: "Print the endpoint's JSON answer instead of the bare token.")
+    var json = false
+
+    func validate() throws {
+        if (externalID ?? "").isEmpty && (email ?? "").isEmpty {
+            throw ValidationError("give --external-id, --email, or both")
+        }
+        if let ttl, !Configuration.tokenTTLRange.contains(ttl) {
+            throw ValidationError("--ttl must be from \(Configuration.tokenTTLRange.lowerBound) to \(Configuration.tokenTTLRange.upperBound) seconds")
+        }
+    }
+
+    func run() throws {
+        var configuration = try loadConfiguration()
+        if let ttl { configuration.tokenTTL = ttl }
+        let responder = try MagicBellResponder(configuration: configuration, logger: Logger(label: "magicbell-fcgi"))
+        var params = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token"]
+        params["MAGICBELL_USER_EXTERNAL_ID"] = externalID
+        params["MAGICBELL_USER_EMAIL"] = email
+        var response = HTTPResponse()
+        responder.handle(ParameterList(params), &response)
+
+        let body = Data(response.body)
+        guard response.status == 200,
+              let answer = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
+              let token = answer["token"] as? String else {
+            let error = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["error"] as? [String: Any]
+            throw fail("cannot mint: \(error?["message"] as? String ?? "status \(response.status)")", .failure)
+        }
+        print(json ? String(decoding: body, as: UTF8.self) : token)
+    }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a token's HS256 signature (constant time) and expiry; print its claims as JSON.",
+        discussion: "Needs only MAGICBELL_SECRET_KEY or MAGICBELL_SECRET_KEY_FILE. Exits 0 if valid, 1 with a one-line reason if not."
+    )
+
+    @Argument(help: ArgumentHelp("The token, or - to read it from standard input (keeps it out of shell history).", valueName: "TOKEN"))
+    var token: String
+
+    func run() throws {
+        let secret: SecretKey
+        do {
+            secret = try Configuration.loadSecretKey(from: ProcessInfo.processInfo.environment)
+        } catch {
+            throw fail("\(error)", configurationExitCode)
+        }
+        var text = token
+        if text == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile().prefix(64 * 1024), as: UTF8.self)
+        }
+        text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        do {
+            let verified = try TokenVerifier(secret: secret).verify(text, now: Int(Date().timeIntervalSince1970))
+            print(verified.claimsJSON)
+        } catch let error as TokenVerifier.Error {
+            throw fail("invalid token: \(error)", .failure)
+        }
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate the configuration and print a summary without secrets.",
+        discussion: "Exits 0 if the configuration is valid, 78 (EX_CONFIG) with one line naming the variable if not: fit for ExecStartPre=."
+    )
+
+    func run() throws {
+        let configuration = try loadConfiguration()
+        print(configuration.summary)
+        print("configuration OK")
+    }
+}
+
+MagicBellFCGI.main()
