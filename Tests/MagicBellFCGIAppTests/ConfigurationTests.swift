@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import MagicBellFCGIApp
+
+/// One test per configuration rule. Every error must name its variable and
+/// never contain the secret.
+@Suite struct ConfigurationTests {
+    static let secret = "s3cr3t-value-that-must-never-leak"
+    static let valid = ["MAGICBELL_API_KEY": "pk_test_1", "MAGICBELL_SECRET_KEY": secret]
+
+    func load(_ env: [String: String], files: [String: [UInt8]] = [:]) throws(ConfigurationError) -> Configuration {
+        try Configuration.load(from: env) { path in
+            guard let bytes = files[path] else { throw CocoaError(.fileReadNoSuchFile) }
+            return bytes
+        }
+    }
+
+    func expectError(_ env: [String: String], files: [String: [UInt8]] = [:], variable: String,
+                     sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            _ = try load(env, files: files)
+            Issue.record("expected a configuration error about \(variable)", sourceLocation: sourceLocation)
+        } catch {
+            #expect(error.variable == variable, sourceLocation: sourceLocation)
+            #expect(error.description.hasPrefix(variable), sourceLocation: sourceLocation)
+            #expect(!error.description.contains(Self.secret), sourceLocation: sourceLocation)
+            #expect(!error.description.contains("\n"), "one line", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func aValidConfigurationLoadsWithDefaults() throws {
+        let config = try load(Self.valid)
+        #expect(config.apiKey == "pk_test_1")
+        #expect(config.secret.bytes == Array(Self.secret.utf8))
+        #expect(config.tokenTTL == 3600)
+        #expect(!config.summary.contains(Self.secret))
+        #expect(!"\(config.secret)".contains(Self.secret))
+    }
+
+    @Test func apiKeyIsRequired() {
+        expectError(["MAGICBELL_SECRET_KEY": Self.secret], variable: "MAGICBELL_API_KEY")
+        expectError(["MAGICBELL_API_KEY": "", "MAGICBELL_SECRET_KEY": Self.secret], variable: "MAGICBELL_API_KEY")
+    }
+
+    @Test func apiKeyMustBePrintableWithoutSpaces() {
+        expectError(["MAGICBELL_API_KEY": "pk test", "MAGICBELL_SECRET_KEY": Self.secret], variable: "MAGICBELL_API_KEY")
+        expectError(["MAGICBELL_API_KEY": "pk\n", "MAGICBELL_SECRET_KEY": Self.secret], variable: "MAGICBELL_API_KEY")
+        expectError(["MAGICBELL_API_KEY": String(repeating: "k", count: 256), "MAGICBELL_SECRET_KEY": Self.secret],
+                    variable: "MAGICBELL_API_KEY")
+    }
+
+    @Test func neitherSecretIsAnError() {
+        expectError(["MAGICBELL_API_KEY": "pk"], variable: "MAGICBELL_SECRET_KEY")
+    }
+
+    @Test func bothSecretsIsAnError() {
+        var env = Self.valid
+        env["MAGICBELL_SECRET_KEY_FILE"] = "/run/secret"
+        expectError(env, files: ["/run/secret": Array("x".utf8)], variable: "MAGICBELL_SECRET_KEY")
+    }
+
+    @Test func anEmptySecretIsAnError() {
+        expectError(["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY": ""], variable: "MAGICBELL_SECRET_KEY")
+    }
+
+    @Test func secretFileTrailingNewlineIsIgnored() throws {
+        for contents in ["key\n", "key\r\n", "key"] {
+            let config = try load(["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY_FILE": "/s"], files: ["/s": Array(contents.utf8)])
+            #expect(config.secret.bytes == Array("key".utf8))
+            #expect(config.secretSource == .file(path: "/s"))
+        }
+        // Only one newline is stripped: the rest is part of the key.
+        let config = try load(["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY_FILE": "/s"], files: ["/s": Array("key\n\n".utf8)])
+        #expect(config.secret.bytes == Array("key\n".utf8))
+    }
+
+    @Test func anUnreadableSecretFileIsAnError() {
+        expectError(["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY_FILE": "/missing"], variable: "MAGICBELL_SECRET_KEY_FILE")
+    }
+
+    @Test func anEmptySecretFileIsAnError() {
+        expectError(["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY_FILE": "/s"], files: ["/s": Array("\n".utf8)],
+                    variable: "MAGICBELL_SECRET_KEY_FILE")
+    }
+
+    @Test func anOversizedSecretFileIsAnError() {
+        expectError(["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY_FILE": "/s"],
+                    files: ["/s": [UInt8](repeating: 0x61, count: Configuration.maxSecretFileBytes + 1)],
+                    variable: "MAGICBELL_SECRET_KEY_FILE")
+    }
+
+    @Test func realSecretFilesAreReadFromDisk() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("mbf-secret-\(UUID())").path
+        try Data("from-disk\n".utf8).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let config = try Configuration.load(from: ["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY_FILE": path])
+        #expect(config.secret.bytes == Array("from-disk".utf8))
+        #expect(throws: ConfigurationError.self) {
+            try Configuration.load(from: ["MAGICBELL_API_KEY": "pk", "MAGICBELL_SECRET_KEY_FILE": path + ".missing"])
+        }
+    }
+
+    @Test(arguments: ["60", "3600", "31536000"])
+    func ttlInRangeIsAccepted(_ ttl: String) throws {
+        var env = Self.valid
+        env["MAGICBELL_TOKEN_TTL"] = ttl
+        #expect(try load(env).tokenTTL == Int(ttl))
+    }
+
+    @Test(arguments: ["59", "31536001", "0", "-60", "1h", "", " 60", "3600.5", "99999999999999999999"])
+    func ttlOutOfRangeOrNotANumberIsAnError(_ ttl: String) {
+        var env = Self.valid
+        env["MAGICBELL_TOKEN_TTL"] = ttl
+        expectError(env, variable: "MAGICBELL_TOKEN_TTL")
+    }
+}

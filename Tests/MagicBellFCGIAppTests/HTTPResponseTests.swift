@@ -1,0 +1,42 @@
+import FastCGIServer
+import Testing
+
+@Suite struct HTTPResponseTests {
+    @Test func serializesStatusHeadersAndContentLength() {
+        var response = HTTPResponse()
+        response.setStatus(404)
+        response.addHeader("Content-Type", "application/json")
+        response.body = Array("{}".utf8)
+        var wire: [UInt8] = []
+        response.serialize(into: &wire)
+        #expect(String(decoding: wire, as: UTF8.self) ==
+            "Status: 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    }
+
+    @Test func dynamicHeaderValuesCannotInjectLines() {
+        var response = HTTPResponse()
+        response.addHeader("X-Test", "a\r\nSet-Cookie: x=1\u{0}")
+        var wire: [UInt8] = []
+        response.serialize(into: &wire)
+        #expect(String(decoding: wire, as: UTF8.self).contains("X-Test: aSet-Cookie: x=1\r\n"))
+    }
+
+    @Test func resetKeepsNothingOfThePreviousResponse() {
+        var response = HTTPResponse()
+        response.setStatus(500)
+        response.addHeader("X-A", "1")
+        response.body = [1, 2, 3]
+        response.reset()
+        var wire: [UInt8] = []
+        response.serialize(into: &wire)
+        #expect(String(decoding: wire, as: UTF8.self) == "Status: 200 OK\r\nContent-Length: 0\r\n\r\n")
+    }
+
+    @Test func tcpListenAddressesParse() {
+        #expect(ListenAddress.parseTCP("127.0.0.1:9000") == .tcp(host: "127.0.0.1", port: 9000))
+        #expect(ListenAddress.parseTCP("localhost:1") == .tcp(host: "localhost", port: 1))
+        for bad in ["127.0.0.1", ":9000", "127.0.0.1:0", "127.0.0.1:65536", "::1:9000", "h:p"] {
+            #expect(ListenAddress.parseTCP(bad) == nil, "\(bad)")
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import FastCGIServer
+import Foundation
+import Logging
+import MagicBellJWT
+import Testing
+@testable import MagicBellFCGIApp
+
+@Suite struct ResponderTests {
+    static let now = 1_700_000_000
+    let responder: MagicBellResponder
+
+    init() throws {
+        let config = Configuration(apiKey: "pk_test_1", secret: SecretKey(Array("unit-secret".utf8)), tokenTTL: 900)
+        responder = try MagicBellResponder(configuration: config, logger: Logger(label: "test"), clock: { Self.now })
+    }
+
+    struct Answer {
+        let status: Int
+        let head: String
+        let json: [String: Any]
+        func header(_ name: String) -> String? {
+            for line in head.split(separator: "\r\n") where line.lowercased().hasPrefix(name.lowercased() + ": ") {
+                return String(line.dropFirst(name.count + 2))
+            }
+            return nil
+        }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    func ask(_ params: [String: String]) -> Answer { ask(ParameterList(params)) }
+
+    func ask(_ params: ParameterList) -> Answer {
+        var response = HTTPResponse()
+        responder.handle(params, &response)
+        var wire: [UInt8] = []
+        response.serialize(into: &wire)
+        let text = String(decoding: wire, as: UTF8.self)
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] ?? [:]
+        return Answer(status: response.status, head: parts[0], json: json)
+    }
+
+    static func request(_ extra: [String: String] = [:]) -> [String: String] {
+        ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token"].merging(extra) { $1 }
+    }
+
+    @Test func mintsATokenForTheServerSetIdentity() throws {
+        let answer = ask(Self.request(["MAGICBELL_USER_EXTERNAL_ID": "u_1", "MAGICBELL_USER_EMAIL": "ann@example.com"]))
+        #expect(answer.status == 200)
+        #expect(answer.head.hasPrefix("Status: 200 OK\r\n"))
+        #expect(answer.header("Content-Type") == "application/json")
+        #expect(answer.header("Cache-Control") == "no-store")
+        #expect(answer.header("Pragma") == "no-cache")
+        #expect(answer.header("X-Content-Type-Options") == "nosniff")
+        #expect(answer.header("Content-Length") != nil)
+        #expect(answer.json["expires_at"] as? Int == Self.now + 900)
+        #expect(answer.json["expires_in"] as? Int == 900)
+        let token = try #require(answer.json["token"] as? String)
+        let verified = try TokenVerifier(secret: SecretKey(Array("unit-secret".utf8))).verify(token, now: Self.now)
+        #expect(verified.claims["user_external_id"] as? String == "u_1")
+        #expect(verified.claims["user_email"] as? String == "ann@example.com")
+        #expect(verified.claims["iat"] as? Int == Self.now)
+    }
+
+    @Test func postIsServedLikeGet() {
+        #expect(ask(Self.request(["REQUEST_METHOD": "POST", "MAGICBELL_USER_EMAIL": "a@b.c"])).status == 200)
+    }
+
+    @Test func noIdentityIs401() {
+        let answer = ask(Self.request())
+        #expect(answer.status == 401)
+        #expect(answer.errorCode == "unauthenticated")
+        #expect(answer.header("Cache-Control") == "no-store")
+    }
+
+    @Test func emptyIdentityCountsAsAbsent() {
+        #expect(ask(Self.request(["MAGICBELL_USER_EXTERNAL_ID": "", "MAGICBELL_USER_EMAIL": ""])).status == 401)
+    }
+
+    @Test func clientHeadersAndRemoteUserAreNeverIdentity() {
+        // What a client can put in params: HTTP_* (its headers) and, with
+        // Debian's fastcgi_params, REMOTE_USER from any Basic header.
+        let answer = ask(Self.request([
+            "REMOTE_USER": "mallory",
+            "HTTP_MAGICBELL_USER_EXTERNAL_ID": "mallory",
+            "HTTP_MAGICBELL_USER_EMAIL": "mallory@example.com",
+            "HTTP_X_AUTH_REQUEST_USER": "mallory",
+            "HTTP_AUTHORIZATION": "Basic bWFsbG9yeTp4",
+        ]))
+        #expect(answer.status == 401)
+    }
+
+    @Test func identityUpTo1024BytesIsAccepted() {
+        #expect(ask(Self.request(["MAGICBELL_USER_EXTERNAL_ID": String(repeating: "x", count: 1024)])).status == 200)
+    }
+
+    @Test func identityOver1024BytesIs400() {
+        for param in ["MAGICBELL_USER_EXTERNAL_ID", "MAGICBELL_USER_EMAIL"] {
+            let answer = ask(Self.request([param: String(repeating: "x", count: 1025)]))
+            #expect(answer.status == 400)
+            #expect(answer.errorCode == "identity_too_long")
+        }
+    }
+
+    @Test func invalidUTF8IdentityIs400NamingTheParam() {
+        let params = ParameterList(bytes: [
+            "REQUEST_METHOD": Array("GET".utf8), "DOCUMENT_URI": Array("/magicbell-token".utf8),
+            "MAGICBELL_USER_EMAIL": [0x61, 0xFF, 0x62],
+        ])
+        let answer = ask(params)
+        #expect(answer.status == 400)
+        #expect(answer.errorCode == "invalid_identity")
+        #expect(((answer.json["error"] as? [String: Any])?["message"] as? String)?.contains("MAGICBELL_USER_EMAIL") == true)
+    }
+
+    @Test(arguments: ["PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "get", "Post", "GETX", ""])
+    func otherMethodsAre405WithAllow(_ method: String) {
+        let answer = ask(Self.request(["REQUEST_METHOD": method, "MAGICBELL_USER_EXTERNAL_ID": "u"]))
+        #expect(answer.status == 405)
+        #expect(answer.header("Allow") == "GET, POST")
+        #expect(answer.errorCode == "method_not_allowed")
+    }
+
+    @Test func unknownPathsAre404() {
+        for path in ["/", "/magicbell-token/", "/my-magicbell-token", "/magicbell-tokens", "/magicbell-token/x", "magicbell-token"] {
+            let answer = ask(Self.request(["DOCUMENT_URI": path, "MAGICBELL_USER_EXTERNAL_ID": "u"]))
+            #expect(answer.status == 404, "\(path)")
+            #expect(answer.errorCode == "not_found")
+        }
+    }
+
+    @Test func theEndpointCanBeMountedAnywhere() {
+        for path in ["/api/magicbell-token", "/a/b/c/magicbell-token"] {
+            #expect(ask(Self.request(["DOCUMENT_URI": path, "MAGICBELL_USER_EXTERNAL_ID": "u"])).status == 200)
+        }
+    }
+
+    @Test func requestURIIsUsedWithoutItsQueryWhenDocumentURIIsMissing() {
+        let params = ["REQUEST_METHOD": "GET", "REQUEST_URI": "/api/magicbell-token?x=/magicbell-token", "MAGICBELL_USER_EXTERNAL_ID": "u"]
+        #expect(ask(params).status == 200)
+        let other = ["REQUEST_METHOD": "GET", "REQUEST_URI": "/other?magicbell-token", "MAGICBELL_USER_EXTERNAL_ID": "u"]
+        #expect(ask(other).status == 404)
+    }
+
+    @Test func everyErrorHasTheSameShape() {
+        for params in [Self.request(), Self.request(["REQUEST_METHOD": "PUT"]), Self.request(["DOCUMENT_URI": "/x"])] {
+            let error = ask(params).json["error"] as? [String: Any]
+            #expect(error?.keys.sorted() == ["code", "message"])
+            #expect(ask(params).json.keys.sorted() == ["error"])
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+@testable import MagicBellJWT
+
+/// A deterministic generator, so a failing property test names its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum Fixture {
+    static let secret = SecretKey(Array("test-secret-key-do-not-use".utf8))
+    static let apiKey = "pk_test_1234567890"
+
+    static func minter(ttl: Int = 3600) throws -> UserTokenMinter {
+        try UserTokenMinter(apiKey: apiKey, secret: secret, ttl: ttl)
+    }
+
+    /// The decoded payload JSON bytes of a token.
+    static func payloadBytes(_ token: String) -> [UInt8]? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        return Base64URL.decode(Array(parts[1].utf8))
+    }
+
+    static func claims(_ token: String) -> [String: Any]? {
+        payloadBytes(token).flatMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+    }
+
+    /// Runs a program and returns its standard output (trimmed); nil if it failed.
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> String? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
