@@ -1,0 +1,151 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+
+/// `magicbell-fcgi serve`: sockets, signals and configuration errors, on the real binary.
+@Suite(.serialized) struct ServeLifecycleTests {
+    static let tokenRequest: [(String, String)] = [
+        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "fcgi-user"),
+    ]
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func aStopSignalExitsZeroAndRemovesTheSocketFile(_ signal: Int32) throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let path = try #require(responder.socketPath)
+        #expect(FileManager.default.fileExists(atPath: path))
+        responder.child.signal(signal)
+        #expect(responder.child.waitForExit() == 0)
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func anInFlightRequestIsFinishedAfterSIGTERM() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let fd = try Sockets.connectUnix(path: responder.socketPath!)
+        defer { close(fd) }
+        // Half a request: a worker has accepted it and waits for the rest.
+        let whole = FastCGIClient.request(Self.tokenRequest)
+        try Sockets.writeAll(fd, Array(whole.prefix(20)))
+        usleep(200_000)
+        responder.child.signal(SIGTERM)
+        usleep(200_000)
+        #expect(responder.child.isRunning, "the responder must wait for the in-flight request")
+        try Sockets.writeAll(fd, Array(whole.dropFirst(20)))
+        let answer = String(decoding: try FastCGIClient.readResponse(fd), as: UTF8.self)
+        #expect(answer.hasPrefix("Status: 200 OK\r\n"))
+        #expect(answer.contains("\"token\":\"ey"))
+        #expect(responder.child.waitForExit() == 0)
+    }
+
+    @Test func aStaleSocketFileIsReplaced() throws {
+        let scratch = try Scratch()
+        let path = scratch.file("fcgi.sock")
+        // A socket file whose listener is gone, as a crash leaves it.
+        let stale = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        close(stale)
+        #expect(FileManager.default.fileExists(atPath: path))
+
+        let responder = try Responder(scratch: scratch)
+        let fd = try Sockets.connectUnix(path: path)
+        defer { close(fd) }
+        try Sockets.writeAll(fd, FastCGIClient.request(Self.tokenRequest))
+        #expect(String(decoding: try FastCGIClient.readResponse(fd), as: UTF8.self).hasPrefix("Status: 200 OK"))
+        _ = responder
+    }
+
+    @Test func aLiveSocketIsRefusedAndKeepsServing() throws {
+        let scratch = try Scratch()
+        let first = try Responder(scratch: scratch)
+        let second = try Child(Project.binary, ["serve", "--socket", first.socketPath!], environment: Responder.environment(),
+                               stderrPath: scratch.file("second.log"))
+        #expect(second.waitForExit() == 1)
+        #expect(second.stderr.contains("another process is listening on \(first.socketPath!)"))
+        let fd = try Sockets.connectUnix(path: first.socketPath!)
+        defer { close(fd) }
+        try Sockets.writeAll(fd, FastCGIClient.request(Self.tokenRequest))
+        #expect(String(decoding: try FastCGIClient.readResponse(fd), as: UTF8.self).hasPrefix("Status: 200 OK"))
+    }
+
+    @Test func aFileThatIsNotASocketIsNeverReplaced() throws {
+        let scratch = try Scratch()
+        let path = scratch.file("fcgi.sock")
+        try "precious".write(toFile: path, atomically: true, encoding: .utf8)
+        let child = try Child(Project.binary, ["serve", "--socket", path], environment: Responder.environment(),
+                              stderrPath: scratch.file("r.log"))
+        #expect(child.waitForExit() == 1)
+        #expect(child.stderr.contains("is not a socket"))
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "precious")
+    }
+
+    @Test func theSocketModeIsApplied() throws {
+        let scratch = try Scratch()
+        let path = scratch.file("fcgi.sock")
+        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", path, "--socket-mode", "0600"])
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        _ = responder
+        let defaultScratch = try Scratch()
+        let defaulted = try Responder(scratch: defaultScratch)
+        #expect(try FileManager.default.attributesOfItem(atPath: defaulted.socketPath!)[.posixPermissions] as? Int == 0o660)
+    }
+
+    @Test func theListenSocketCanBeInheritedOnFdZero() throws {
+        // What spawn-fcgi and systemd's StandardInput=socket do: a listening
+        // socket as fd 0, and no --socket or --listen.
+        let scratch = try Scratch()
+        let path = scratch.file("inherited.sock")
+        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        #expect(bound == 0 && listen(listener, 16) == 0)
+        let child = try Child(Project.binary, ["serve", "--workers", "2"], environment: Responder.environment(),
+                              stderrPath: scratch.file("r.log"), standardInput: FileHandle(fileDescriptor: listener, closeOnDealloc: true))
+        let fd = try Sockets.connectUnix(path: path)
+        defer { close(fd) }
+        try Sockets.writeAll(fd, FastCGIClient.request(Self.tokenRequest))
+        #expect(String(decoding: try FastCGIClient.readResponse(fd), as: UTF8.self).hasPrefix("Status: 200 OK"))
+        child.signal(SIGTERM)
+        #expect(child.waitForExit() == 0)
+        // The inherited socket belongs to whoever passed it: it stays.
+        #expect(FileManager.default.fileExists(atPath: path))
+    }
+
+    @Test func withoutASocketOnFdZeroServeExplainsWhatToDo() throws {
+        let scratch = try Scratch()
+        let child = try Child(Project.binary, ["serve"], environment: Responder.environment(), stderrPath: scratch.file("r.log"))
+        #expect(child.waitForExit() == 1)
+        #expect(child.stderr.contains("--socket"))
+    }
+
+    @Test func badConfigurationExits78WithOneLineAndNoSecret() throws {
+        let scratch = try Scratch()
+        let cases: [([String: String], String)] = [
+            (Responder.environment(["MAGICBELL_TOKEN_TTL": "5"]), "MAGICBELL_TOKEN_TTL"),
+            (Responder.environment(["MAGICBELL_API_KEY": ""]), "MAGICBELL_API_KEY"),
+            (Responder.environment(["MAGICBELL_SECRET_KEY_FILE": "/nonexistent"]), "MAGICBELL_SECRET_KEY"),
+        ]
+        for (index, (env, variable)) in cases.enumerated() {
+            let child = try Child(Project.binary, ["serve", "--socket", scratch.file("s\(index).sock")], environment: env,
+                                  stderrPath: scratch.file("c\(index).log"))
+            #expect(child.waitForExit() == 78, "\(variable)")
+            let lines = child.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(child.stderr)")
+            #expect(child.stderr.contains(variable))
+            #expect(!child.stderr.contains(Project.secret))
+            #expect(!FileManager.default.fileExists(atPath: scratch.file("s\(index).sock")), "must fail before listening")
+        }
+    }
+}

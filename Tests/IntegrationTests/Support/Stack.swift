@@ -1,0 +1,282 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// Paths the tests need: the repository and the binary under test.
+enum Project {
+    static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The real `magicbell-fcgi`, built next to the test bundle (or MAGICBELL_FCGI_BIN).
+    static var binary: String {
+        if let explicit = ProcessInfo.processInfo.environment["MAGICBELL_FCGI_BIN"] { return explicit }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("magicbell-fcgi").path
+    }
+
+    static let apiKey = "pk_integration_test"
+    static let secret = "integration-secret-\(UUID().uuidString)"
+}
+
+/// A scratch directory removed when the test ends.
+final class Scratch {
+    let path: String
+    init() throws {
+        var template = Array("/tmp/mbf-test.XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw Sockets.Failure(description: "mkdtemp failed") }
+        path = String(cString: made)
+    }
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A child process with its stderr captured to a file.
+final class Child {
+    let process = Process()
+    let stderrPath: String
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String], stderrPath: String,
+         standardInput: FileHandle? = nil) throws {
+        self.stderrPath = stderrPath
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = standardInput ?? FileHandle.nullDevice
+        try process.run()
+    }
+
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+    var isRunning: Bool { process.isRunning }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the exit and returns the status; nil if it did not exit in time.
+    func waitForExit(timeout: Double = 10) -> Int32? {
+        guard Sockets.waitUntil(timeout: timeout, { !process.isRunning }) else { return nil }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        signal(SIGTERM)
+        if waitForExit(timeout: 5) == nil { signal(SIGKILL); process.waitUntilExit() }
+    }
+
+    deinit { stop() }
+}
+
+/// The real responder binary.
+final class Responder {
+    let child: Child
+    let socketPath: String?
+
+    static func environment(_ extra: [String: String] = [:]) -> [String: String] {
+        var env = ["MAGICBELL_API_KEY": Project.apiKey, "MAGICBELL_SECRET_KEY": Project.secret, "MAGICBELL_TOKEN_TTL": "600"]
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+        return env.merging(extra) { $1 }
+    }
+
+    /// Starts `serve` and waits until it accepts connections.
+    init(scratch: Scratch, arguments: [String]? = nil, environment: [String: String] = Responder.environment(),
+         waitForSocket: Bool = true) throws {
+        let socketPath = scratch.file("fcgi.sock")
+        let args = arguments ?? ["serve", "--socket", socketPath, "--workers", "4"]
+        self.socketPath = args.contains(socketPath) ? socketPath : nil
+        child = try Child(Project.binary, args, environment: environment, stderrPath: scratch.file("responder.log"))
+        if waitForSocket, let path = self.socketPath {
+            let ready = Sockets.waitUntil {
+                guard let fd = try? Sockets.connectUnix(path: path) else { return false }
+                close(fd)
+                return true
+            }
+            guard ready else { throw Sockets.Failure(description: "responder did not start: \(child.stderr)") }
+        }
+    }
+}
+
+/// Real nginx under its own prefix on 127.0.0.1, configured with the
+/// project's own snippets (copied unmodified from nginx/).
+final class Nginx {
+    let child: Child
+    let port: UInt16
+    let prefix: String
+
+    /// - Parameters:
+    ///   - authVariant: the file from nginx/auth/ installed as snippets/magicbell-token-auth.conf,
+    ///     or the text of a custom one.
+    ///   - upstream: the `server` line of the magicbell_fcgi upstream.
+    ///   - serverExtra: more directives for the site's server block.
+    ///   - httpExtra: more directives at the http level (e.g. another server).
+    init(scratch: Scratch, authVariant: AuthVariant, upstream: String,
+         serverExtra: String = "", httpExtra: String = "") throws {
+        prefix = scratch.file("nginx")
+        port = try Sockets.freePort()
+        let fm = FileManager.default
+        for dir in ["conf/snippets", "logs", "tmp"] {
+            try fm.createDirectory(atPath: "\(prefix)/\(dir)", withIntermediateDirectories: true)
+        }
+        let nginxDir = Project.root.appendingPathComponent("nginx").path
+        for name in ["magicbell-token.conf", "magicbell-fastcgi.conf"] {
+            try fm.copyItem(atPath: "\(nginxDir)/\(name)", toPath: "\(prefix)/conf/snippets/\(name)")
+        }
+        switch authVariant {
+        case .file(let name):
+            try fm.copyItem(atPath: "\(nginxDir)/auth/\(name)", toPath: "\(prefix)/conf/snippets/magicbell-token-auth.conf")
+        case .custom(let text):
+            try text.write(toFile: "\(prefix)/conf/snippets/magicbell-token-auth.conf", atomically: true, encoding: .utf8)
+        }
+        // auth_basic users: demo/demo, hashed by the openssl CLI (apr1, which nginx reads).
+        let hash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "demo"])
+        try "demo:\(hash)\n".write(toFile: "\(prefix)/conf/htpasswd", atomically: true, encoding: .utf8)
+        if fm.fileExists(atPath: "/etc/nginx/fastcgi_params") {
+            try fm.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(prefix)/conf/fastcgi_params")
+        }
+
+        // As root, nginx's workers would run as nobody and could not reach the
+        // responder's 0660 socket in a private temp dir; in production nginx's
+        // user is in the socket's group instead.
+        let user = geteuid() == 0 ? "user root;" : ""
+        let conf = """
+        \(user)
+        worker_processes 1;
+        daemon off;
+        pid \(prefix)/nginx.pid;
+        error_log \(prefix)/logs/error.log info;
+        events { worker_connections 1024; }
+        http {
+            access_log \(prefix)/logs/access.log;
+            client_body_temp_path \(prefix)/tmp/body;
+            fastcgi_temp_path \(prefix)/tmp/fastcgi;
+            proxy_temp_path \(prefix)/tmp/proxy;
+            uwsgi_temp_path \(prefix)/tmp/uwsgi;
+            scgi_temp_path \(prefix)/tmp/scgi;
+            upstream magicbell_fcgi { server \(upstream); }
+            server {
+                listen 127.0.0.1:\(port);
+                include snippets/magicbell-token.conf;
+                \(serverExtra)
+            }
+            \(httpExtra)
+        }
+        """
+        try conf.write(toFile: "\(prefix)/conf/nginx.conf", atomically: true, encoding: .utf8)
+        child = try Child("/usr/sbin/nginx", ["-p", prefix, "-c", "conf/nginx.conf", "-e", "\(prefix)/logs/error.log"],
+                          environment: [:], stderrPath: scratch.file("nginx.stderr"))
+        let port = self.port
+        let ready = Sockets.waitUntil {
+            guard let fd = try? Sockets.connectTCP(port: port) else { return false }
+            close(fd)
+            return true
+        }
+        guard ready else {
+            let log = (try? String(contentsOfFile: "\(prefix)/logs/error.log", encoding: .utf8)) ?? ""
+            throw Sockets.Failure(description: "nginx did not start: \(child.stderr) \(log)")
+        }
+    }
+
+    enum AuthVariant {
+        case file(String)
+        case custom(String)
+    }
+
+    func get(_ path: String, _ method: String = "GET", headers: [(String, String)] = []) throws -> HTTPResponse {
+        try HTTP.request(port: port, method, path, headers: headers)
+    }
+
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// The stand-in for oauth2-proxy and for a site's own session check: an nginx
+/// server that answers the auth subrequest the way each documents (2xx plus
+/// identity headers for a valid session cookie, 401 otherwise). It is not in
+/// Debian's archive, and only its HTTP contract matters to the snippet.
+enum AuthBackend {
+    static func server(port: UInt16) -> String {
+        """
+        server {
+            listen 127.0.0.1:\(port);
+            location = /oauth2/auth {
+                if ($cookie__oauth2_proxy ~ "^session-(?<who>[a-z0-9]+)$") {
+                    add_header X-Auth-Request-User $who always;
+                    add_header X-Auth-Request-Email $who@example.com always;
+                    return 202;
+                }
+                return 401;
+            }
+            location = /auth/whoami {
+                if ($cookie_session ~ "^user-(?<n>[0-9]+)$") {
+                    add_header X-User-Id user-$n always;
+                    add_header X-User-Email user-$n@example.com always;
+                    return 200;
+                }
+                return 401;
+            }
+        }
+        """
+    }
+
+    /// oauth2-proxy's documented nginx locations, pointed at the stand-in.
+    static func oauth2Locations(port: UInt16) -> String {
+        """
+        location = /oauth2/auth {
+            proxy_pass http://127.0.0.1:\(port);
+            proxy_set_header Host $host;
+            proxy_set_header Content-Length "";
+            proxy_pass_request_body off;
+        }
+        """
+    }
+
+    /// The app-session variant's documented internal location.
+    static func appLocation(port: UInt16) -> String {
+        """
+        location = /_magicbell_auth {
+            internal;
+            proxy_pass http://127.0.0.1:\(port)/auth/whoami;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+        }
+        """
+    }
+}
+
+/// Verifies a token with PyJWT, an independent JWT library, and returns its claims.
+enum PyJWT {
+    static func decode(_ token: String, secret: String = Project.secret) throws -> [String: Any] {
+        let script = """
+        import json, sys, jwt
+        print(json.dumps(jwt.decode(sys.argv[1], sys.argv[2], algorithms=["HS256"], options={"require": ["exp", "iat"]})))
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, token, secret]
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let claims = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw Sockets.Failure(description: "PyJWT rejected the token: \(String(decoding: errors, as: UTF8.self))")
+        }
+        return claims
+    }
+}
