@@ -21,6 +21,25 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    @Test func sigintStopsItEvenWhenStartedWithSigintIgnored() throws {
+        // A background job of a non-interactive shell (`serve &` in a script)
+        // starts with SIGINT ignored; Ctrl-C on the terminal must still stop it.
+        // (It does because the signals are blocked and read from a signalfd:
+        // Linux queues a blocked signal even when its disposition is ignore.)
+        let scratch = try Scratch()
+        let path = scratch.file("fcgi.sock")
+        let child = try Child("/bin/bash", ["-c", "trap '' INT HUP; exec \"$0\" serve --socket \"$1\"", Project.binary, path],
+                              environment: Responder.environment(), stderrPath: scratch.file("r.log"))
+        #expect(Sockets.waitUntil { FileManager.default.fileExists(atPath: path) })
+        usleep(100_000)
+        child.signal(SIGHUP) // not a stop signal: it must survive it
+        usleep(100_000)
+        #expect(child.isRunning)
+        child.signal(SIGINT)
+        #expect(child.waitForExit() == 0)
+        #expect(!FileManager.default.fileExists(atPath: path))
+    }
+
     @Test func anInFlightRequestIsFinishedAfterSIGTERM() throws {
         let scratch = try Scratch()
         let responder = try Responder(scratch: scratch)
