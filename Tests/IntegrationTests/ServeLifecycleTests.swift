@@ -63,14 +63,7 @@ import Testing
         let scratch = try Scratch()
         let path = scratch.file("fcgi.sock")
         // A socket file whose listener is gone, as a crash leaves it.
-        let stale = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(stale, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        close(stale)
+        close(try Sockets.bindUnix(path: path))
         #expect(FileManager.default.fileExists(atPath: path))
 
         let responder = try Responder(scratch: scratch)
@@ -122,14 +115,8 @@ import Testing
         // socket as fd 0, and no --socket or --listen.
         let scratch = try Scratch()
         let path = scratch.file("inherited.sock")
-        let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        #expect(bound == 0 && listen(listener, 16) == 0)
+        let listener = try Sockets.bindUnix(path: path)
+        #expect(listen(listener, 16) == 0)
         let child = try Child(Project.binary, ["serve", "--workers", "2"], environment: Responder.environment(),
                               stderrPath: scratch.file("r.log"), standardInput: FileHandle(fileDescriptor: listener, closeOnDealloc: true))
         let fd = try Sockets.connectUnix(path: path)

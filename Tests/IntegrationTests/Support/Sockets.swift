@@ -27,39 +27,50 @@ enum Sockets {
     }
 
     static func connectTCP(port: UInt16, timeout: Double = 10) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = port.bigEndian
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard result == 0 else {
-            let message = String(cString: strerror(errno))
-            close(fd)
-            throw Failure(description: "connect to 127.0.0.1:\(port): \(message)")
-        }
-        setTimeout(fd, timeout)
-        return fd
+        return try connect(AF_INET, &address, name: "127.0.0.1:\(port)", timeout: timeout)
     }
 
     static func connectUnix(path: String, timeout: Double = 10) throws -> Int32 {
+        var address = unixAddress(path)
+        return try connect(AF_UNIX, &address, name: path, timeout: timeout)
+    }
+
+    /// A unix stream socket bound to `path` (not listening yet).
+    static func bindUnix(path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = unixAddress(path)
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw Failure(description: "bind \(path): \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+
+    private static func unixAddress(_ path: String) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
+        return address
+    }
+
+    private static func connect<Address>(_ family: Int32, _ address: inout Address, name: String, timeout: Double) throws -> Int32 {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue), 0)
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
             }
         }
         guard result == 0 else {
             let message = String(cString: strerror(errno))
             close(fd)
-            throw Failure(description: "connect to \(path): \(message)")
+            throw Failure(description: "connect to \(name): \(message)")
         }
         setTimeout(fd, timeout)
         return fd
