@@ -4,6 +4,7 @@ import PackageDescription
 // Layers, bottom to top (a target only imports the ones below it):
 //   CFastCGI, CLibCrypto      C shims over libfcgi and OpenSSL's libcrypto
 //   MagicBellJWT              HS256 User JWT minting and verification
+//   MagicBellAPI              a client for MagicBell's JwtService (six operations)
 //   FastCGIServer             a threaded libfcgi responder (FCGX_Accept_r)
 //   MagicBellFCGIApp          routing, identity, configuration, error mapping
 //   magicbell-fcgi            the thin command-line executable
@@ -14,6 +15,7 @@ let package = Package(
         .executable(name: "magicbell-fcgi", targets: ["magicbell-fcgi"]),
         .library(name: "MagicBellJWT", targets: ["MagicBellJWT"]),
         .library(name: "FastCGIServer", targets: ["FastCGIServer"]),
+        .library(name: "MagicBellAPI", targets: ["MagicBellAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +36,9 @@ let package = Package(
             dependencies: ["CLibCrypto"]
         ),
         .target(
+            name: "MagicBellAPI"
+        ),
+        .target(
             name: "FastCGIServer",
             dependencies: [
                 "CFastCGI",
@@ -44,6 +49,7 @@ let package = Package(
             name: "MagicBellFCGIApp",
             dependencies: [
                 "MagicBellJWT",
+                "MagicBellAPI",
                 "FastCGIServer",
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -63,6 +69,10 @@ let package = Package(
         .testTarget(
             name: "MagicBellJWTTests",
             dependencies: ["MagicBellJWT"]
+        ),
+        .testTarget(
+            name: "MagicBellAPITests",
+            dependencies: ["MagicBellAPI"]
         ),
         .testTarget(
             name: "MagicBellFCGIAppTests",

@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+@testable import MagicBellAPI
+
+/// The client against the project's fake MagicBell (scripts/fake-magicbell).
+final class FakeMagicBell: @unchecked Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let process = Process()
+    let port: Int
+    let token = "pt_test_\(UUID().uuidString)"
+    var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/v2")! }
+
+    init() throws {
+        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("fake-\(UUID().uuidString)").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.root.appendingPathComponent("scripts/fake-magicbell").path,
+                             "--token", token, "--port-file", portFile]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: portFile) && Date() < deadline { usleep(20_000) }
+        port = Int((try? String(contentsOfFile: portFile, encoding: .utf8)) ?? "") ?? 0
+        try? FileManager.default.removeItem(atPath: portFile)
+        guard port > 0 else { throw MagicBellAPIError.unreachable("the fake did not start") }
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL) // whatever signal mask it inherited
+        process.waitUntilExit()
+    }
+
+    func control(_ path: String, _ body: String? = nil) throws -> Data {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/_fake/\(path)")!)
+        if let body { request.httpMethod = "POST"; request.httpBody = Data(body.utf8) }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result = Data()
+        URLSession.shared.dataTask(with: request) { data, _, _ in result = data ?? Data(); done.signal() }.resume()
+        done.wait()
+        return result
+    }
+
+    func requests() throws -> [[String: Any]] {
+        (try JSONSerialization.jsonObject(with: try control("requests")) as? [[String: Any]]) ?? []
+    }
+}
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+@Suite(.serialized) struct ClientTests {
+    @Test func theSixOperationsAgainstTheFake() async throws {
+        let fake = try FakeMagicBell()
+        let client = JwtServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 5)
+
+        let project = try await client.createProjectJwt(CreateProjectTokenRequest(name: "ci", expiry: 60))
+        #expect(!project.token.isEmpty && project.expiresAt != nil)
+        let projects = try await client.fetchProjectTokens(Pagination(limit: 10))
+        #expect(projects.data.map(\.id) == [project.tokenID])
+        let discarded = try await client.discardProjectJwt(tokenID: project.tokenID)
+        #expect(discarded.tokenID == project.tokenID)
+
+        let user = try await client.createUserJwt(CreateUserTokenRequest(externalID: "u 1/2", name: "web"))
+        let users = try await client.fetchUserTokens(userID: "u 1/2", Pagination(pageSize: 5))
+        #expect(users.data.map(\.id) == [user.tokenID])
+        _ = try await client.discardUserJwt(tokenID: user.tokenID)
+
+        let seen = try fake.requests()
+        #expect(seen.map { "\($0["method"]!) \($0["path"]!)" } == [
+            "POST /v2/jwt/project", "GET /v2/jwt/project", "DELETE /v2/jwt/project/\(project.tokenID)",
+            "POST /v2/jwt/user", "GET /v2/jwt/user/u%201%2F2", "DELETE /v2/jwt/user/\(user.tokenID)",
+        ])
+        #expect(seen.allSatisfy { $0["authorization"] as? String == "Bearer \(fake.token)" })
+        #expect(seen[1]["query"] as? String == "limit=10")
+        #expect(seen[4]["query"] as? String == "page%5Bsize%5D=5")
+        #expect(seen[0]["content_type"] as? String == "application/json")
+    }
+
+    @Test func errorsCarryTheStatusAndRawBody() async throws {
+        let fake = try FakeMagicBell()
+        let client = JwtServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 5)
+        do {
+            _ = try await client.fetchProjectTokens()
+            Issue.record("expected an error")
+        } catch MagicBellAPIError.http(let status, let body) {
+            #expect(status == 401)
+            #expect(String(decoding: body, as: UTF8.self).contains("Invalid project token"))
+        }
+    }
+
+    @Test func timeoutGarbageDropAndRedirect() throws {
+        let fake = try FakeMagicBell()
+        let client = JwtServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 1)
+        let list = APIRequest(operation: .fetchProjectTokens)
+
+        _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
+        let start = Date()
+        #expect(throws: MagicBellAPIError.timeout(seconds: 1)) { try client.send(list) }
+        #expect(Date().timeIntervalSince(start) < 2)
+
+        _ = try fake.control("misbehave", #"{"mode":"garbage"}"#)
+        let garbage = try client.send(list)
+        #expect(garbage.status == 200 && garbage.body.starts(with: Array("<html>".utf8)))
+
+        // A dropped connection is an error, and the request is not re-sent,
+        // even a POST right after a successful call on the same host.
+        _ = try fake.control("misbehave", #"{"mode":"drop"}"#)
+        #expect(throws: MagicBellAPIError.self) { try client.send(list) }
+        #expect(try client.send(list).status == 200)
+        _ = try fake.control("misbehave", #"{"mode":"drop"}"#)
+        let create = APIRequest(operation: .createProjectJwt, body: Array(#"{"name":"once"}"#.utf8))
+        #expect(throws: MagicBellAPIError.self) { try client.send(create) }
+
+        _ = try fake.control("misbehave", #"{"mode":"redirect"}"#)
+        #expect(try client.send(list).status == 302) // not followed
+        let seen = try fake.requests().map { "\($0["method"]!)" }
+        #expect(seen == ["GET", "GET", "GET", "GET", "POST", "GET"], "each request exactly once")
+
+        let refused = JwtServiceClient(projectToken: "t", baseURL: URL(string: "http://127.0.0.1:9/v2")!, timeout: 2)
+        #expect(throws: MagicBellAPIError.unreachable("connection refused")) { try refused.send(list) }
+    }
+}
