@@ -70,9 +70,13 @@ let package = Package(
             name: "MagicBellJWTTests",
             dependencies: ["MagicBellJWT"]
         ),
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport"
+        ),
         .testTarget(
             name: "MagicBellAPITests",
-            dependencies: ["MagicBellAPI"]
+            dependencies: ["MagicBellAPI", "TestSupport"]
         ),
         .testTarget(
             name: "MagicBellFCGIAppTests",
@@ -80,7 +84,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["MagicBellJWT"]
+            dependencies: ["MagicBellJWT", "TestSupport"]
         ),
     ]
 )

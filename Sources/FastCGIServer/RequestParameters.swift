@@ -18,8 +18,15 @@ extension RequestParameters {
     }
 }
 
+/// Reads a request's body (FastCGI stdin).
+public protocol RequestBodyReader {
+    /// The whole body, or nil if it is longer than `limit` bytes (then at
+    /// most `limit + 1` bytes were read).
+    func readBody(limit: Int) -> [UInt8]?
+}
+
 /// One accepted libfcgi request, seen by a responder on its worker thread.
-public struct FastCGIRequest: RequestParameters {
+public struct FastCGIRequest: RequestParameters, RequestBodyReader {
     @usableFromInline let raw: UnsafeMutablePointer<FCGX_Request>
 
     @inlinable
@@ -31,5 +38,21 @@ public struct FastCGIRequest: RequestParameters {
         guard let value else { return nil }
         return UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self),
                                    count: strlen(value))
+    }
+}
+
+extension FastCGIRequest {
+    public func readBody(limit: Int) -> [UInt8]? {
+        var body: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while body.count <= limit {
+            let want = Int32(min(chunk.count, limit + 1 - body.count))
+            let got = chunk.withUnsafeMutableBufferPointer { buffer in
+                buffer.withMemoryRebound(to: CChar.self) { FCGX_GetStr($0.baseAddress, want, raw.pointee.in) }
+            }
+            if got <= 0 { break }
+            body.append(contentsOf: chunk[..<Int(got)])
+        }
+        return body.count > limit ? nil : body
     }
 }

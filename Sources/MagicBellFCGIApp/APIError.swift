@@ -7,17 +7,54 @@ public struct APIError: Error, Equatable {
     public let status: Int
     public let code: String
     public let message: String
+    /// For 405: the methods the path accepts, sent as `Allow`.
+    public let allow: String?
 
-    public init(status: Int, code: String, message: String) {
+    public init(status: Int, code: String, message: String, allow: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
+        self.allow = allow
     }
 
     public static let notFound = APIError(
         status: 404, code: "not_found", message: "No such endpoint.")
     public static let methodNotAllowed = APIError(
-        status: 405, code: "method_not_allowed", message: "This endpoint accepts GET and POST.")
+        status: 405, code: "method_not_allowed", message: "This endpoint accepts GET and POST.", allow: "GET, POST")
+
+    public static func methodNotAllowed(_ allowed: [String]) -> APIError {
+        let list = allowed.joined(separator: ", ")
+        return APIError(status: 405, code: "method_not_allowed", message: "This path accepts \(list).", allow: list)
+    }
+
+    // The admin route.
+    public static let adminForbidden = APIError(
+        status: 403, code: "admin_forbidden", message: "The admin route is only served where the server grants the admin role.")
+    public static let crossOrigin = APIError(
+        status: 403, code: "cross_origin", message: "Cross-site requests to the admin route are refused.")
+    public static let adminNotConfigured = APIError(
+        status: 503, code: "admin_not_configured", message: "The admin route needs MAGICBELL_PROJECT_TOKEN.")
+    public static let adminBusy = APIError(
+        status: 503, code: "admin_busy", message: "Too many admin calls in flight; retry shortly.")
+    public static let unsupportedMediaType = APIError(
+        status: 415, code: "unsupported_media_type", message: "The body must be sent as Content-Type: application/json.")
+    public static func bodyTooLarge(_ limit: Int) -> APIError {
+        APIError(status: 413, code: "body_too_large", message: "The body is larger than \(limit) bytes.")
+    }
+    public static func invalid(_ code: String, _ message: String) -> APIError {
+        APIError(status: 400, code: code, message: message)
+    }
+
+    // Calls to MagicBell.
+    public static func upstreamUnreachable(_ why: String) -> APIError {
+        APIError(status: 502, code: "upstream_unreachable", message: "MagicBell could not be reached: \(why).")
+    }
+    public static func upstreamInvalid(_ why: String) -> APIError {
+        APIError(status: 502, code: "upstream_invalid", message: "MagicBell's answer was not valid: \(why).")
+    }
+    public static func upstreamTimeout(_ seconds: Double) -> APIError {
+        APIError(status: 504, code: "upstream_timeout", message: "MagicBell did not answer within \(seconds) s.")
+    }
     public static let unauthenticated = APIError(
         status: 401, code: "unauthenticated",
         message: "No signed-in user: the server passed no user identity with this request.")
@@ -34,6 +71,7 @@ public struct APIError: Error, Equatable {
     /// Writes this error into `response`, replacing any body already there.
     public func write(to response: inout HTTPResponse) {
         response.setStatus(status)
+        if let allow { response.addHeader("Allow", allow) }
         response.addHeader("Content-Type", "application/json")
         Self.addNoStoreHeaders(to: &response)
         response.body.removeAll(keepingCapacity: true)

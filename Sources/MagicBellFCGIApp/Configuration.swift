@@ -11,11 +11,37 @@ public struct Configuration: Sendable {
         case file(path: String)
     }
 
+    /// Where tokens come from: signed here, or created by MagicBell.
+    public enum MintMode: String, Sendable, CaseIterable {
+        case local, api
+    }
+
     public var apiKey: String
     public var secret: SecretKey
     public var secretSource: SecretSource
     /// Lifetime of minted tokens, in seconds.
     public var tokenTTL: Int
+
+    /// The admin route and `MAGICBELL_MINT=api` call MagicBell with this; nil disables them.
+    public var projectToken: ProjectToken?
+    public var apiURL: URL = Configuration.defaultAPIURL
+    public var upstreamTimeout: Double = Configuration.defaultUpstreamTimeout
+    /// Origins besides the site's own from which browsers may call the admin route.
+    public var allowedOrigins: [String] = []
+    /// Admin calls in flight at once; more are answered 503 at once. nil:
+    /// `defaultAdminMaxConcurrent(workers:)`.
+    public var adminMaxConcurrent: Int?
+    public var mintMode: MintMode = .local
+    /// The `name` of tokens created with `MAGICBELL_MINT=api`.
+    public var mintTokenName: String = Configuration.defaultMintTokenName
+
+    public static let defaultAPIURL = URL(string: "https://api.magicbell.com/v2")!
+    public static let defaultUpstreamTimeout = 10.0
+    public static let upstreamTimeoutRange = 0.5...120.0
+    /// Two, but always leaving at least one worker for tokens (and at least one admin call).
+    public static func defaultAdminMaxConcurrent(workers: Int) -> Int { max(1, min(2, workers - 1)) }
+    public static let adminMaxConcurrentRange = 1...256
+    public static let defaultMintTokenName = "magicbell-fcgi"
 
     public static let defaultTokenTTL = 3600
     /// One minute to one year (MagicBell's own examples mint 1-year tokens).
@@ -37,6 +63,14 @@ public struct Configuration: Sendable {
         ("MAGICBELL_SECRET_KEY", "the project's secret key, which signs tokens (or use the _FILE variant)"),
         ("MAGICBELL_SECRET_KEY_FILE", "a file holding the secret key; a trailing newline is ignored"),
         ("MAGICBELL_TOKEN_TTL", "token lifetime in seconds, \(tokenTTLRange.lowerBound)...\(tokenTTLRange.upperBound), default \(defaultTokenTTL)"),
+        ("MAGICBELL_PROJECT_TOKEN", "a project token for the admin route and MAGICBELL_MINT=api (or use the _FILE variant)"),
+        ("MAGICBELL_PROJECT_TOKEN_FILE", "a file holding the project token; a trailing newline is ignored"),
+        ("MAGICBELL_API_URL", "MagicBell's API, default \(defaultAPIURL.absoluteString); https, or http on loopback"),
+        ("MAGICBELL_UPSTREAM_TIMEOUT", "seconds for each call to MagicBell, \(upstreamTimeoutRange.lowerBound)...\(upstreamTimeoutRange.upperBound), default \(Int(defaultUpstreamTimeout))"),
+        ("MAGICBELL_ALLOWED_ORIGINS", "comma-separated origins (https://host[:port]) that may call the admin route besides the site itself"),
+        ("MAGICBELL_ADMIN_MAX_CONCURRENT", "admin calls in flight at once, \(adminMaxConcurrentRange.lowerBound)...\(adminMaxConcurrentRange.upperBound), default 2 (at most --workers - 1); must be below --workers"),
+        ("MAGICBELL_MINT", "local (default: sign here) or api (create each token with MagicBell's createUserJwt)"),
+        ("MAGICBELL_MINT_TOKEN_NAME", "the name of tokens created with MAGICBELL_MINT=api, default \(defaultMintTokenName)"),
     ]
 
     public static func load(
@@ -51,7 +85,77 @@ public struct Configuration: Sendable {
         }
         let (secret, source) = try loadSecret(environment, readFile: readFile)
         let ttl = try loadTTL(environment["MAGICBELL_TOKEN_TTL"])
-        return Configuration(apiKey: apiKey, secret: secret, secretSource: source, tokenTTL: ttl)
+        var configuration = Configuration(apiKey: apiKey, secret: secret, secretSource: source, tokenTTL: ttl)
+        try configuration.loadUpstream(environment, readFile: readFile)
+        return configuration
+    }
+
+    /// Everything about calling MagicBell: the admin route and `MAGICBELL_MINT=api`.
+    mutating func loadUpstream(_ environment: [String: String],
+                               readFile: (String) throws -> [UInt8]) throws(ConfigurationError) {
+        if let (bytes, source) = try Self.loadKeyMaterial(environment, "MAGICBELL_PROJECT_TOKEN", readFile: readFile) {
+            let token = String(decoding: bytes, as: UTF8.self)
+            guard token.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F }) else {
+                throw ConfigurationError(source == .environment ? "MAGICBELL_PROJECT_TOKEN" : "MAGICBELL_PROJECT_TOKEN_FILE",
+                                         "must hold a token of printable ASCII characters without spaces")
+            }
+            projectToken = ProjectToken(value: token, source: source)
+        }
+        if let text = environment["MAGICBELL_API_URL"] {
+            apiURL = try Self.parseAPIURL(text)
+        }
+        if let text = environment["MAGICBELL_UPSTREAM_TIMEOUT"] {
+            guard let seconds = Double(text), Self.upstreamTimeoutRange.contains(seconds) else {
+                throw ConfigurationError("MAGICBELL_UPSTREAM_TIMEOUT",
+                    "must be a number of seconds from \(Self.upstreamTimeoutRange.lowerBound) to \(Self.upstreamTimeoutRange.upperBound) (got \"\(text.prefix(32))\")")
+            }
+            upstreamTimeout = seconds
+        }
+        if let text = environment["MAGICBELL_ALLOWED_ORIGINS"] {
+            allowedOrigins = try text.split(separator: ",").map { item throws(ConfigurationError) in
+                let trimmed = item.trimmingCharacters(in: .whitespaces)
+                guard let origin = Origin.normalize(trimmed) else {
+                    throw ConfigurationError("MAGICBELL_ALLOWED_ORIGINS",
+                        "must be a comma-separated list of origins like https://admin.example.com (got \"\(trimmed.prefix(64))\")")
+                }
+                return origin
+            }
+        }
+        if let text = environment["MAGICBELL_ADMIN_MAX_CONCURRENT"] {
+            guard let value = Int(text), Self.adminMaxConcurrentRange.contains(value) else {
+                throw ConfigurationError("MAGICBELL_ADMIN_MAX_CONCURRENT",
+                    "must be a whole number from \(Self.adminMaxConcurrentRange.lowerBound) to \(Self.adminMaxConcurrentRange.upperBound) (got \"\(text.prefix(32))\")")
+            }
+            adminMaxConcurrent = value
+        }
+        if let text = environment["MAGICBELL_MINT"] {
+            guard let mode = MintMode(rawValue: text) else {
+                throw ConfigurationError("MAGICBELL_MINT", "must be local or api (got \"\(text.prefix(32))\")")
+            }
+            mintMode = mode
+        }
+        if mintMode == .api && projectToken == nil {
+            throw ConfigurationError("MAGICBELL_MINT", "is api, which needs MAGICBELL_PROJECT_TOKEN or MAGICBELL_PROJECT_TOKEN_FILE")
+        }
+        if let name = environment["MAGICBELL_MINT_TOKEN_NAME"] {
+            guard (1...255).contains(name.unicodeScalars.count) else {
+                throw ConfigurationError("MAGICBELL_MINT_TOKEN_NAME", "must be 1 to 255 characters")
+            }
+            mintTokenName = name
+        }
+    }
+
+    static func parseAPIURL(_ text: String) throws(ConfigurationError) -> URL {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              let host = components.host, !host.isEmpty, components.query == nil, components.fragment == nil,
+              components.user == nil, components.password == nil, let url = components.url else {
+            throw ConfigurationError("MAGICBELL_API_URL", "must be an absolute URL like https://api.magicbell.com/v2, without query or credentials")
+        }
+        let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased())
+        guard scheme == "https" || (scheme == "http" && loopback) else {
+            throw ConfigurationError("MAGICBELL_API_URL", "must use https (http only on loopback): it carries the project token")
+        }
+        return url
     }
 
     /// Only the secret key, for `verify`, which needs nothing else.
@@ -61,29 +165,41 @@ public struct Configuration: Sendable {
 
     static func loadSecret(_ environment: [String: String],
                            readFile: (String) throws -> [UInt8]) throws(ConfigurationError) -> (SecretKey, SecretSource) {
-        switch (environment["MAGICBELL_SECRET_KEY"], environment["MAGICBELL_SECRET_KEY_FILE"]) {
-        case (nil, nil):
+        guard let (bytes, source) = try loadKeyMaterial(environment, "MAGICBELL_SECRET_KEY", readFile: readFile) else {
             throw ConfigurationError("MAGICBELL_SECRET_KEY", "or MAGICBELL_SECRET_KEY_FILE is required: the project's secret key signs the tokens")
+        }
+        return (SecretKey(bytes), source)
+    }
+
+    /// A value given either directly in `NAME` or in the file named by
+    /// `NAME_FILE` (one trailing newline ignored). Both is an error; neither
+    /// is nil.
+    static func loadKeyMaterial(_ environment: [String: String], _ name: String,
+                                readFile: (String) throws -> [UInt8]) throws(ConfigurationError) -> ([UInt8], SecretSource)? {
+        let fileName = name + "_FILE"
+        switch (environment[name], environment[fileName]) {
+        case (nil, nil):
+            return nil
         case (.some, .some):
-            throw ConfigurationError("MAGICBELL_SECRET_KEY", "and MAGICBELL_SECRET_KEY_FILE are both set; set exactly one")
+            throw ConfigurationError(name, "and \(fileName) are both set; set exactly one")
         case (let value?, nil):
-            guard !value.isEmpty else { throw ConfigurationError("MAGICBELL_SECRET_KEY", "is set but empty") }
-            return (SecretKey(value.utf8), .environment)
+            guard !value.isEmpty else { throw ConfigurationError(name, "is set but empty") }
+            return (Array(value.utf8), .environment)
         case (nil, let path?):
-            guard !path.isEmpty else { throw ConfigurationError("MAGICBELL_SECRET_KEY_FILE", "is set but empty") }
+            guard !path.isEmpty else { throw ConfigurationError(fileName, "is set but empty") }
             var bytes: [UInt8]
             do {
                 bytes = try readFile(path)
             } catch {
-                throw ConfigurationError("MAGICBELL_SECRET_KEY_FILE", "cannot read \(path): \(Self.reason(error))")
+                throw ConfigurationError(fileName, "cannot read \(path): \(Self.reason(error))")
             }
             guard bytes.count <= maxSecretFileBytes else {
-                throw ConfigurationError("MAGICBELL_SECRET_KEY_FILE", "\(path) is larger than \(maxSecretFileBytes) bytes; is it the right file?")
+                throw ConfigurationError(fileName, "\(path) is larger than \(maxSecretFileBytes) bytes; is it the right file?")
             }
             if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
             if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
-            guard !bytes.isEmpty else { throw ConfigurationError("MAGICBELL_SECRET_KEY_FILE", "\(path) is empty") }
-            return (SecretKey(bytes), .file(path: path))
+            guard !bytes.isEmpty else { throw ConfigurationError(fileName, "\(path) is empty") }
+            return (bytes, .file(path: path))
         }
     }
 
@@ -122,10 +238,22 @@ public struct Configuration: Sendable {
         case .environment: source = "from MAGICBELL_SECRET_KEY"
         case .file(let path): source = "from MAGICBELL_SECRET_KEY_FILE (\(path))"
         }
+        let admin: String
+        switch projectToken?.source {
+        case nil: admin = "not configured (admin routes answer 503)"
+        case .environment?: admin = "set, from MAGICBELL_PROJECT_TOKEN"
+        case .file(let path)?: admin = "set, from MAGICBELL_PROJECT_TOKEN_FILE (\(path))"
+        }
         return """
-        MAGICBELL_API_KEY    \(apiKey)
-        secret key           set, \(secret.count) bytes, \(source)
-        MAGICBELL_TOKEN_TTL  \(tokenTTL) s
+        MAGICBELL_API_KEY              \(apiKey)
+        secret key                     set, \(secret.count) bytes, \(source)
+        MAGICBELL_TOKEN_TTL            \(tokenTTL) s
+        MAGICBELL_MINT                 \(mintMode.rawValue)\(mintMode == .api ? " (token name \"\(mintTokenName)\")" : "")
+        project token                  \(admin)
+        MAGICBELL_API_URL              \(apiURL.absoluteString)
+        MAGICBELL_UPSTREAM_TIMEOUT     \(upstreamTimeout) s
+        MAGICBELL_ALLOWED_ORIGINS      \(allowedOrigins.isEmpty ? "(only the site's own origin)" : allowedOrigins.joined(separator: ", "))
+        MAGICBELL_ADMIN_MAX_CONCURRENT \(adminMaxConcurrent.map(String.init) ?? "default: 2, at most --workers - 1")
         """
     }
 }
@@ -141,4 +269,11 @@ public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
     }
 
     public var description: String { "\(variable) \(problem)" }
+}
+
+/// The project token: like the secret key, never shown.
+public struct ProjectToken: Sendable, CustomStringConvertible {
+    public let value: String
+    public let source: Configuration.SecretSource
+    public var description: String { "ProjectToken(<redacted>)" }
 }

@@ -8,12 +8,20 @@ import Logging
 /// instance per worker thread, so its minter and buffers are never shared.
 public final class MagicBellResponder: FastCGIResponder {
     private let token: TokenEndpoint
+    private let admin: AdminEndpoint
     private let logger: Logger
 
-    public init(configuration: Configuration, logger: Logger,
-                clock: @escaping @Sendable () -> Int = MagicBellResponder.systemClock) throws {
-        token = try TokenEndpoint(configuration: configuration, clock: clock)
-        self.logger = logger
+    /// A worker's responder, sharing `context` with the other workers.
+    public init(context: AppContext) throws {
+        token = try TokenEndpoint(configuration: context.configuration, clock: context.clock)
+        admin = AdminEndpoint(context: context)
+        logger = context.logger
+    }
+
+    /// A responder with a context of its own (the CLI, tests).
+    public convenience init(configuration: Configuration, logger: Logger,
+                            clock: @escaping @Sendable () -> Int = MagicBellResponder.systemClock) throws {
+        try self.init(context: AppContext(configuration: configuration, logger: logger, clock: clock))
     }
 
     /// Unix seconds; `time()` is a vDSO call, no syscall.
@@ -24,11 +32,13 @@ public final class MagicBellResponder: FastCGIResponder {
     }
 
     /// The whole request → response mapping, for any source of params.
-    public func handle(_ request: some RequestParameters, _ response: inout HTTPResponse) {
+    public func handle(_ request: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse) {
         do throws(APIError) {
             switch Route.of(request) {
             case .token:
                 try token.respond(to: request, with: &response)
+            case .admin:
+                admin.respond(to: request, rawPath: AdminRequest.rawAdminPath(request) ?? [], with: &response)
             case .notFound:
                 throw .notFound
             }

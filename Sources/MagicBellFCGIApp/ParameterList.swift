@@ -2,15 +2,18 @@ import FastCGIServer
 
 /// Request params held in memory: what `mint` feeds through the endpoint's
 /// own code path, and what unit tests build requests from.
-public final class ParameterList: RequestParameters {
+public final class ParameterList: RequestParameters, RequestBodyReader {
     private var storage: [String: UnsafeMutableBufferPointer<UInt8>] = [:]
+    private let body: [UInt8]
 
-    public init(_ params: [String: String]) {
+    public init(_ params: [String: String], body: [UInt8] = []) {
+        self.body = body
         for (name, value) in params { set(name, Array(value.utf8)) }
     }
 
     /// Raw bytes, for values that are not valid UTF-8.
-    public init(bytes params: [String: [UInt8]]) {
+    public init(bytes params: [String: [UInt8]], body: [UInt8] = []) {
+        self.body = body
         for (name, value) in params { set(name, value) }
     }
 
@@ -22,6 +25,10 @@ public final class ParameterList: RequestParameters {
 
     deinit {
         for buffer in storage.values { buffer.deallocate() }
+    }
+
+    public func readBody(limit: Int) -> [UInt8]? {
+        body.count > limit ? nil : body
     }
 
     public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? {

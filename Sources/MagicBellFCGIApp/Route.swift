@@ -5,12 +5,16 @@ import FastCGIServer
 public enum Route: Equatable {
     /// The path ends with the segment `magicbell-token`.
     case token
+    /// The path has a `/magicbell-admin/` segment.
+    case admin
     case notFound
 
     static let tokenSegment = Array("magicbell-token".utf8)
 
     public static func of(_ request: some RequestParameters) -> Route {
-        of(path: path(of: request))
+        // Admin first: /magicbell-admin/jwt/user/magicbell-token is a user id.
+        if AdminRequest.rawAdminPath(request) != nil { return .admin }
+        return of(path: path(of: request))
     }
 
     /// The request path: `DOCUMENT_URI`, else `REQUEST_URI` without its query.

@@ -20,7 +20,6 @@ final class TokenEndpoint {
 
     func respond(to request: some RequestParameters, with response: inout HTTPResponse) throws(APIError) {
         guard let method = request.param("REQUEST_METHOD"), Self.isGetOrPost(method) else {
-            response.addHeader("Allow", "GET, POST")
             throw .methodNotAllowed
         }
         let identity = try Identity.of(request)

@@ -88,6 +88,15 @@ struct Serve: ParsableCommand {
         }
         let logger = Logger(label: "magicbell-fcgi")
         let configuration = try loadConfiguration()
+        // Admin calls may wait on MagicBell; tokens must always find a free worker.
+        if let bound = configuration.adminMaxConcurrent, bound >= workers {
+            throw fail("MAGICBELL_ADMIN_MAX_CONCURRENT (\(bound)) must be less than --workers (\(workers)), "
+                + "so that token requests always have a free worker", configurationExitCode)
+        }
+        if workers == 1 && configuration.projectToken != nil {
+            logger.warning("with --workers 1, an admin call waiting on MagicBell holds up token requests")
+        }
+        let context = AppContext(configuration: configuration, logger: logger, workers: workers)
 
         let address: ListenAddress
         if let socketPath {
@@ -100,7 +109,7 @@ struct Serve: ParsableCommand {
         do {
             let socket = try ListenSocket.open(address)
             let server = try FastCGIServer(socket: socket, options: .init(workers: workers), logger: logger) {
-                try MagicBellResponder(configuration: configuration, logger: logger)
+                try MagicBellResponder(context: context)
             }
             try server.run()
         } catch let error as ListenError {

@@ -142,9 +142,11 @@ import Testing
             (Responder.environment(["MAGICBELL_TOKEN_TTL": "5"]), "MAGICBELL_TOKEN_TTL"),
             (Responder.environment(["MAGICBELL_API_KEY": ""]), "MAGICBELL_API_KEY"),
             (Responder.environment(["MAGICBELL_SECRET_KEY_FILE": "/nonexistent"]), "MAGICBELL_SECRET_KEY"),
+            (Responder.environment(["MAGICBELL_ADMIN_MAX_CONCURRENT": "8"]), "MAGICBELL_ADMIN_MAX_CONCURRENT"), // = workers
+            (Responder.environment(["MAGICBELL_PROJECT_TOKEN": Project.secret + "x", "MAGICBELL_API_URL": "http://example.com"]), "MAGICBELL_API_URL"),
         ]
         for (index, (env, variable)) in cases.enumerated() {
-            let child = try Child(Project.binary, ["serve", "--socket", scratch.file("s\(index).sock")], environment: env,
+            let child = try Child(Project.binary, ["serve", "--socket", scratch.file("s\(index).sock"), "--workers", "8"], environment: env,
                                   stderrPath: scratch.file("c\(index).log"))
             #expect(child.waitForExit() == 78, "\(variable)")
             let lines = child.stderr.split(separator: "\n")

@@ -1,48 +1,7 @@
 import Foundation
 import Testing
 @testable import MagicBellAPI
-
-/// The client against the project's fake MagicBell (scripts/fake-magicbell).
-final class FakeMagicBell: @unchecked Sendable {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let process = Process()
-    let port: Int
-    let token = "pt_test_\(UUID().uuidString)"
-    var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/v2")! }
-
-    init() throws {
-        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("fake-\(UUID().uuidString)").path
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.root.appendingPathComponent("scripts/fake-magicbell").path,
-                             "--token", token, "--port-file", portFile]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(10)
-        while !FileManager.default.fileExists(atPath: portFile) && Date() < deadline { usleep(20_000) }
-        port = Int((try? String(contentsOfFile: portFile, encoding: .utf8)) ?? "") ?? 0
-        try? FileManager.default.removeItem(atPath: portFile)
-        guard port > 0 else { throw MagicBellAPIError.unreachable("the fake did not start") }
-    }
-
-    deinit {
-        kill(process.processIdentifier, SIGKILL) // whatever signal mask it inherited
-        process.waitUntilExit()
-    }
-
-    func control(_ path: String, _ body: String? = nil) throws -> Data {
-        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/_fake/\(path)")!)
-        if let body { request.httpMethod = "POST"; request.httpBody = Data(body.utf8) }
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result = Data()
-        URLSession.shared.dataTask(with: request) { data, _, _ in result = data ?? Data(); done.signal() }.resume()
-        done.wait()
-        return result
-    }
-
-    func requests() throws -> [[String: Any]] {
-        (try JSONSerialization.jsonObject(with: try control("requests")) as? [[String: Any]]) ?? []
-    }
-}
+import TestSupport
 
 #if canImport(FoundationNetworking)
 import FoundationNetworking

@@ -113,4 +113,71 @@ import Testing
         env["MAGICBELL_TOKEN_TTL"] = ttl
         expectError(env, variable: "MAGICBELL_TOKEN_TTL")
     }
+
+    // MARK: The admin route and MAGICBELL_MINT
+
+    func with(_ extra: [String: String]) -> [String: String] { Self.valid.merging(extra) { $1 } }
+
+    @Test func upstreamDefaults() throws {
+        let config = try load(Self.valid)
+        #expect(config.projectToken == nil)
+        #expect(config.apiURL.absoluteString == "https://api.magicbell.com/v2")
+        #expect(config.upstreamTimeout == 10)
+        #expect(config.allowedOrigins.isEmpty)
+        #expect(config.adminMaxConcurrent == nil)
+        #expect(config.mintMode == .local)
+        #expect(Configuration.defaultAdminMaxConcurrent(workers: 8) == 2)
+        #expect(Configuration.defaultAdminMaxConcurrent(workers: 2) == 1)
+        #expect(Configuration.defaultAdminMaxConcurrent(workers: 1) == 1)
+    }
+
+    @Test func projectTokenFromEnvironmentOrFileButNotBoth() throws {
+        let fromEnv = try load(with(["MAGICBELL_PROJECT_TOKEN": "pt_abc"]))
+        #expect(fromEnv.projectToken?.value == "pt_abc")
+        #expect(!"\(fromEnv.projectToken!)".contains("pt_abc"))
+        #expect(!fromEnv.summary.contains("pt_abc"))
+        let fromFile = try load(with(["MAGICBELL_PROJECT_TOKEN_FILE": "/pt"]), files: ["/pt": Array("pt_file\n".utf8)])
+        #expect(fromFile.projectToken?.value == "pt_file")
+        expectError(with(["MAGICBELL_PROJECT_TOKEN": "a", "MAGICBELL_PROJECT_TOKEN_FILE": "/pt"]), files: ["/pt": [0x61]],
+                    variable: "MAGICBELL_PROJECT_TOKEN")
+        expectError(with(["MAGICBELL_PROJECT_TOKEN": "has space"]), variable: "MAGICBELL_PROJECT_TOKEN")
+        expectError(with(["MAGICBELL_PROJECT_TOKEN_FILE": "/missing"]), variable: "MAGICBELL_PROJECT_TOKEN_FILE")
+    }
+
+    @Test func apiURLMustBeHTTPSOrLoopbackHTTP() throws {
+        #expect(try load(with(["MAGICBELL_API_URL": "https://eu.magicbell.example/v2"])).apiURL.host == "eu.magicbell.example")
+        #expect(try load(with(["MAGICBELL_API_URL": "http://127.0.0.1:8999/v2"])).apiURL.port == 8999)
+        for bad in ["http://api.magicbell.com/v2", "ftp://x/v2", "not a url", "https://u:p@h/v2", "https://h/v2?x=1", "/v2"] {
+            expectError(with(["MAGICBELL_API_URL": bad]), variable: "MAGICBELL_API_URL")
+        }
+    }
+
+    @Test func upstreamTimeoutRange() throws {
+        #expect(try load(with(["MAGICBELL_UPSTREAM_TIMEOUT": "2.5"])).upstreamTimeout == 2.5)
+        for bad in ["0", "0.1", "121", "ten", ""] {
+            expectError(with(["MAGICBELL_UPSTREAM_TIMEOUT": bad]), variable: "MAGICBELL_UPSTREAM_TIMEOUT")
+        }
+    }
+
+    @Test func allowedOriginsAreNormalizedOrRefused() throws {
+        let config = try load(with(["MAGICBELL_ALLOWED_ORIGINS": "https://Admin.Example.com, http://localhost:3000 ,https://x.io:443"]))
+        #expect(config.allowedOrigins == ["https://admin.example.com", "http://localhost:3000", "https://x.io"])
+        for bad in ["admin.example.com", "https://a.com/path", "null", "https://a.com,ftp://b"] {
+            expectError(with(["MAGICBELL_ALLOWED_ORIGINS": bad]), variable: "MAGICBELL_ALLOWED_ORIGINS")
+        }
+    }
+
+    @Test func adminMaxConcurrentRange() throws {
+        #expect(try load(with(["MAGICBELL_ADMIN_MAX_CONCURRENT": "4"])).adminMaxConcurrent == 4)
+        for bad in ["0", "257", "two"] {
+            expectError(with(["MAGICBELL_ADMIN_MAX_CONCURRENT": bad]), variable: "MAGICBELL_ADMIN_MAX_CONCURRENT")
+        }
+    }
+
+    @Test func mintModeApiNeedsAProjectToken() throws {
+        #expect(try load(with(["MAGICBELL_MINT": "api", "MAGICBELL_PROJECT_TOKEN": "pt"])).mintMode == .api)
+        expectError(with(["MAGICBELL_MINT": "api"]), variable: "MAGICBELL_MINT")
+        expectError(with(["MAGICBELL_MINT": "remote"]), variable: "MAGICBELL_MINT")
+        expectError(with(["MAGICBELL_MINT_TOKEN_NAME": ""]), variable: "MAGICBELL_MINT_TOKEN_NAME")
+    }
 }

@@ -121,7 +121,7 @@ final class Nginx {
             try fm.createDirectory(atPath: "\(prefix)/\(dir)", withIntermediateDirectories: true)
         }
         let nginxDir = Project.root.appendingPathComponent("nginx").path
-        for name in ["magicbell-token.conf", "magicbell-fastcgi.conf"] {
+        for name in ["magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-admin.conf"] {
             try fm.copyItem(atPath: "\(nginxDir)/\(name)", toPath: "\(prefix)/conf/snippets/\(name)")
         }
         switch authVariant {
@@ -133,6 +133,8 @@ final class Nginx {
         // auth_basic users: demo/demo, hashed by the openssl CLI (apr1, which nginx reads).
         let hash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "demo"])
         try "demo:\(hash)\n".write(toFile: "\(prefix)/conf/htpasswd", atomically: true, encoding: .utf8)
+        let adminHash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "admin"])
+        try "admin:\(adminHash)\n".write(toFile: "\(prefix)/conf/magicbell-admin.htpasswd", atomically: true, encoding: .utf8)
         if fm.fileExists(atPath: "/etc/nginx/fastcgi_params") {
             try fm.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(prefix)/conf/fastcgi_params")
         }
@@ -186,6 +188,14 @@ final class Nginx {
 
     func get(_ path: String, _ method: String = "GET", headers: [(String, String)] = []) throws -> HTTPResponse {
         try HTTP.request(port: port, method, path, headers: headers)
+    }
+
+    /// An admin call with the admin's credentials.
+    func admin(_ method: String, _ path: String, json: String? = nil, contentType: String = "application/json",
+               headers: [(String, String)] = []) throws -> HTTPResponse {
+        var all = [HTTP.basic("admin", "admin")] + headers
+        if json != nil { all.append(("Content-Type", contentType)) }
+        return try HTTP.request(port: port, method, "/magicbell-admin/" + path, headers: all, body: Array((json ?? "").utf8))
     }
 
     static func run(_ executable: String, _ arguments: [String]) throws -> String {

@@ -1,0 +1,106 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FastCGIServer
+import Foundation
+import MagicBellAPI
+
+/// `…/magicbell-admin/jwt/…`: forwards MagicBell's six JwtService
+/// operations with the server's project token, for requests that nginx
+/// marked as admin (`fastcgi_param MAGICBELL_ADMIN 1`).
+final class AdminEndpoint {
+    private let context: AppContext
+
+    init(context: AppContext) { self.context = context }
+
+    func respond(to request: some RequestParameters & RequestBodyReader, rawPath: ArraySlice<UInt8>,
+                 with response: inout HTTPResponse) {
+        let started = Self.now()
+        let method = request.string("REQUEST_METHOD") ?? ""
+        var entry = AuditLog.Entry(
+            requestID: request.string("REQUEST_ID"),
+            actorExternalID: nonEmpty(request.string("MAGICBELL_USER_EXTERNAL_ID")),
+            actorEmail: nonEmpty(request.string("MAGICBELL_USER_EMAIL")),
+            method: method, status: 0, outcome: "rejected", durationMS: 0)
+        defer {
+            entry.status = response.status
+            entry.durationMS = (Self.now() - started) * 1000
+            context.audit.record(entry)
+        }
+        do throws(APIError) {
+            try checkAccess(request)
+            guard let client = context.client else { throw .adminNotConfigured }
+            let (operation, pathValue) = try AdminRequest.resolve(method: method, rawPath: rawPath)
+            entry.operation = operation.rawValue
+            entry.target = pathValue
+            let apiRequest = try AdminRequest.build(operation, pathValue: pathValue, request: request)
+            guard context.adminGate.tryEnter() else {
+                response.addHeader("Retry-After", "1")
+                throw .adminBusy
+            }
+            defer { context.adminGate.leave() }
+            let answer = try forward(apiRequest, with: client)
+            entry.outcome = (200..<300).contains(answer.status) ? "ok" : "upstream_error"
+            if apiRequest.operation.body != nil, entry.target == nil {
+                entry.target = Self.createdTokenID(answer.body) // the new token's id, never its value
+            }
+            response.setStatus(answer.status)
+            response.addHeader("Content-Type", "application/json")
+            APIError.addNoStoreHeaders(to: &response)
+            response.body.append(contentsOf: answer.body)
+        } catch {
+            if error.code.hasPrefix("upstream_") { entry.outcome = "upstream_failure" }
+            entry.error = error.code
+            error.write(to: &response)
+        }
+    }
+
+    /// Only nginx can grant the admin role, and only same-site browsers may use it.
+    private func checkAccess(_ request: some RequestParameters) throws(APIError) {
+        guard let admin = request.param("MAGICBELL_ADMIN"), admin.count == 1, admin[0] == UInt8(ascii: "1") else {
+            throw .adminForbidden
+        }
+        if request.string("HTTP_SEC_FETCH_SITE")?.lowercased() == "cross-site" { throw .crossOrigin }
+        if let origin = request.string("HTTP_ORIGIN") {
+            guard let normalized = Origin.normalize(origin) else { throw .crossOrigin } // "null" and the like
+            let site = Origin.site(scheme: request.string("REQUEST_SCHEME") ?? "http", host: request.string("HTTP_HOST") ?? "")
+            guard normalized == site || context.configuration.allowedOrigins.contains(normalized) else {
+                throw .crossOrigin
+            }
+        }
+    }
+
+    /// The upstream's status and JSON body, unchanged; anything else is a 502 or 504.
+    private func forward(_ request: APIRequest, with client: JwtServiceClient) throws(APIError) -> APIResponse {
+        let answer: APIResponse
+        do {
+            answer = try client.send(request)
+        } catch {
+            switch error {
+            case .timeout(let seconds): throw .upstreamTimeout(seconds)
+            case .unreachable(let why): throw .upstreamUnreachable(why)
+            case .invalidResponse(let why): throw .upstreamInvalid(why)
+            case .http: throw .upstreamInvalid("unexpected error") // send() returns every status
+            }
+        }
+        guard (200..<600).contains(answer.status), !(300..<400).contains(answer.status) else {
+            throw .upstreamInvalid("status \(answer.status)")
+        }
+        guard (try? JSONSerialization.jsonObject(with: Data(answer.body), options: [.fragmentsAllowed])) != nil else {
+            throw .upstreamInvalid("the body is not JSON (status \(answer.status))")
+        }
+        return answer
+    }
+
+    private static func createdTokenID(_ body: [UInt8]) -> String? {
+        ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["token_id"] as? String
+    }
+
+    private func nonEmpty(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
+
+    private static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

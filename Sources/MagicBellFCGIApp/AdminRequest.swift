@@ -1,0 +1,181 @@
+import FastCGIServer
+import Foundation
+import MagicBellAPI
+
+/// Turns an admin request into the one MagicBell call it stands for, or
+/// refuses it. Everything forwarded is rebuilt from validated values: the
+/// path value re-encoded as one segment, the query re-encoded, the body
+/// re-serialized. Nothing here touches the network.
+enum AdminRequest {
+    static let adminSegment = Array("/magicbell-admin/".utf8)
+    /// Larger bodies are refused with 413.
+    static let maxBodyBytes = 64 * 1024
+    static let maxIDBytes = 255
+    static let maxStringLength = 255
+    static let maxPageSize = 1000
+
+    /// The request path after the `/magicbell-admin/` segment, still raw
+    /// (percent-encoded), from `REQUEST_URI`: ids are decoded exactly once, here.
+    static func rawAdminPath(_ request: some RequestParameters) -> ArraySlice<UInt8>? {
+        guard let uri = request.param("REQUEST_URI") else { return nil }
+        var path = Array(uri)
+        if let query = path.firstIndex(of: UInt8(ascii: "?")) { path.removeSubrange(query...) }
+        guard let start = path.firstRange(of: adminSegment) else { return nil }
+        return path[start.upperBound...]
+    }
+
+    /// Which operation the method and path name, with the decoded path value.
+    static func resolve(method: String, rawPath: ArraySlice<UInt8>) throws(APIError) -> (JwtOperation, String?) {
+        let segments = try decodeSegments(rawPath)
+        switch JwtOperation.match(method: method, segments: segments) {
+        case .operation(let operation, let pathValue): return (operation, pathValue)
+        case .methodNotAllowed(let allowed): throw .methodNotAllowed(allowed)
+        case .notFound: throw .notFound
+        }
+    }
+
+    /// The validated call for a resolved operation.
+    static func build(_ operation: JwtOperation, pathValue: String?, request: some RequestParameters & RequestBodyReader)
+        throws(APIError) -> APIRequest {
+        if let pathValue, let name = operation.pathParameter { try validateID(pathValue, name: name) }
+        let query = try parseQuery(request.param("QUERY_STRING").map(Array.init) ?? [], paginated: operation.isPaginated)
+        var body: [UInt8]?
+        if let kind = operation.body {
+            body = try validatedBody(kind, request: request)
+        }
+        return APIRequest(operation: operation, pathValue: pathValue, query: query, body: body)
+    }
+
+    static func decodeSegments(_ raw: ArraySlice<UInt8>) throws(APIError) -> [String] {
+        try raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { segment throws(APIError) in
+            guard !segment.isEmpty else { throw .notFound } // "//" or a trailing "/"
+            guard let decoded = PercentEncoding.decode(segment) else {
+                throw .invalid("invalid_path", "The path has a malformed percent-escape.")
+            }
+            guard let text = String(validating: decoded, as: UTF8.self) else {
+                throw .invalid("invalid_path", "The path is not valid UTF-8.")
+            }
+            return text
+        }
+    }
+
+    static func validateID(_ value: String, name: String) throws(APIError) {
+        let bytes = Array(value.utf8)
+        guard (1...maxIDBytes).contains(bytes.count) else {
+            throw .invalid("invalid_id", "\(name) must be 1 to \(maxIDBytes) bytes.")
+        }
+        guard value != ".", value != "..", !bytes.contains(UInt8(ascii: "/")),
+              !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw .invalid("invalid_id", "\(name) must not be . or .. and must not contain / or control characters.")
+        }
+    }
+
+    static func parseQuery(_ raw: [UInt8], paginated: Bool) throws(APIError) -> [(name: String, value: String)] {
+        var items: [(name: String, value: String)] = []
+        for piece in raw.split(separator: UInt8(ascii: "&")) {
+            let equals = piece.firstIndex(of: UInt8(ascii: "=")) ?? piece.endIndex
+            guard let nameBytes = PercentEncoding.decode(piece[..<equals]),
+                  let valueBytes = PercentEncoding.decode(equals < piece.endIndex ? piece[(equals + 1)...] : []),
+                  let name = String(validating: nameBytes, as: UTF8.self),
+                  let value = String(validating: valueBytes, as: UTF8.self) else {
+                throw .invalid("invalid_query", "The query has a malformed percent-escape or is not UTF-8.")
+            }
+            let shown = name.count > 40 ? String(name.prefix(40)) + "…" : name
+            guard paginated else {
+                throw .invalid("invalid_query", "This operation takes no query parameters (got \"\(shown)\").")
+            }
+            guard Pagination.parameterNames.contains(name) else {
+                throw .invalid("invalid_query",
+                    "Unsupported query parameter \"\(shown)\"; allowed: \(Pagination.parameterNames.joined(separator: ", ")).")
+            }
+            guard !items.contains(where: { $0.name == name }) else {
+                throw .invalid("invalid_query", "The query parameter \(name) is given twice.")
+            }
+            if Pagination.integerParameters.contains(name) {
+                guard let number = Int(value), (1...maxPageSize).contains(number) else {
+                    throw .invalid("invalid_query", "\(name) must be a whole number from 1 to \(maxPageSize).")
+                }
+            } else {
+                guard (1...maxIDBytes).contains(value.utf8.count), !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                    throw .invalid("invalid_query", "\(name) must be 1 to \(maxIDBytes) bytes without control characters.")
+                }
+            }
+            items.append((name, value))
+        }
+        return items
+    }
+
+    // MARK: Bodies
+
+    static func validatedBody(_ kind: JwtOperation.Body, request: some RequestParameters & RequestBodyReader) throws(APIError) -> [UInt8] {
+        guard let contentType = request.string("CONTENT_TYPE"),
+              contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() == "application/json" else {
+            throw .unsupportedMediaType
+        }
+        if let length = request.string("CONTENT_LENGTH").flatMap(Int.init), length > maxBodyBytes {
+            throw .bodyTooLarge(maxBodyBytes)
+        }
+        guard let bytes = request.readBody(limit: maxBodyBytes) else { throw .bodyTooLarge(maxBodyBytes) }
+        return try validate(kind, json: bytes)
+    }
+
+    /// Validates a create body and returns it re-serialized: exactly the
+    /// validated fields, nulls left out (the older API revision has no nulls).
+    static func validate(_ kind: JwtOperation.Body, json: [UInt8]) throws(APIError) -> [UInt8] {
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(json)),
+              let object = parsed as? [String: Any] else {
+            throw .invalid("invalid_json", "The body must be a JSON object.")
+        }
+        var out: [String: Any] = [:]
+        switch kind {
+        case .createProjectToken:
+            try rejectUnknown(object, allowed: ["name", "expiry"])
+            guard let name = object["name"], !(name is NSNull) else {
+                throw .invalid("invalid_body", "name is required.")
+            }
+            out["name"] = try string(name, field: "name", minimum: 1)
+            if let expiry = try optionalInteger(object["expiry"], field: "expiry") { out["expiry"] = expiry }
+        case .createUserToken:
+            try rejectUnknown(object, allowed: ["email", "external_id", "name", "expiry"])
+            for field in ["email", "external_id", "name"] {
+                if let value = object[field], !(value is NSNull) { out[field] = try string(value, field: field, minimum: 0) }
+            }
+            if let expiry = try optionalInteger(object["expiry"], field: "expiry") { out["expiry"] = expiry }
+            let hasIdentity = ["email", "external_id"].contains { !((out[$0] as? String) ?? "").isEmpty }
+            guard hasIdentity else {
+                throw .invalid("invalid_body", "email or external_id is required (a non-empty string).")
+            }
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Array(data)
+    }
+
+    private static func rejectUnknown(_ object: [String: Any], allowed: Set<String>) throws(APIError) {
+        if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+            let shown = unknown.count > 40 ? String(unknown.prefix(40)) + "…" : unknown
+            throw .invalid("invalid_body", "Unknown field \"\(shown)\"; allowed: \(allowed.sorted().joined(separator: ", ")).")
+        }
+    }
+
+    private static func string(_ value: Any, field: String, minimum: Int) throws(APIError) -> String {
+        guard let text = value as? String, !(value is NSNumber) else {
+            throw .invalid("invalid_body", "\(field) must be a string.")
+        }
+        guard (minimum...maxStringLength).contains(text.unicodeScalars.count) else {
+            throw .invalid("invalid_body", "\(field) must be \(minimum) to \(maxStringLength) characters.")
+        }
+        return text
+    }
+
+    /// An integer of at least 1, or null/absent. JSON `true`, `1.0` and `"1"`
+    /// are not integers (NSNumber's objCType tells them apart on Linux, where
+    /// `is Bool` is true for 0 and 1).
+    private static func optionalInteger(_ value: Any?, field: String) throws(APIError) -> Int? {
+        guard let value, !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, !(value is String),
+              ["i", "l", "q", "s"].contains(String(cString: number.objCType)), number.int64Value >= 1 else {
+            throw .invalid("invalid_body", "\(field) must be a whole number of seconds, at least 1, or null.")
+        }
+        return Int(number.int64Value)
+    }
+}

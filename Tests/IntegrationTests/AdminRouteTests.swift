@@ -1,0 +1,250 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import TestSupport
+
+/// The admin route through real nginx (the project's admin snippet), the
+/// real binary, and the fake MagicBell.
+@Suite(.serialized) struct AdminRouteTests {
+    /// nginx + responder + fake, wired as the README describes.
+    struct AdminStack {
+        let scratch: Scratch
+        let fake: FakeMagicBell
+        let responder: Responder
+        let nginx: Nginx
+
+        init(environment extra: [String: String] = [:], workers: Int = 4, serverExtra: String = "") throws {
+            scratch = try Scratch()
+            fake = try FakeMagicBell()
+            let env = Responder.environment([
+                "MAGICBELL_PROJECT_TOKEN": fake.token,
+                "MAGICBELL_API_URL": fake.baseURL.absoluteString,
+                "MAGICBELL_UPSTREAM_TIMEOUT": "2",
+            ].merging(extra) { $1 })
+            let socket = scratch.file("fcgi.sock")
+            responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", String(workers)],
+                                      environment: env)
+            nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(socket)",
+                              serverExtra: "include snippets/magicbell-admin.conf;\n" + serverExtra)
+        }
+
+        /// The audit lines the responder wrote so far.
+        var auditLines: [[String: Any]] {
+            responder.child.stderr.split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+            }.filter { $0["event"] as? String == "admin" }
+        }
+    }
+
+    static func json(_ response: HTTPResponse) -> [String: Any] { response.json ?? [:] }
+
+    @Test func everyOperationIsForwardedExactly() throws {
+        let stack = try AdminStack()
+        let createdProject = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"ci","expiry":3600}"#)
+        #expect(createdProject.status == 201)
+        let projectID = try #require(Self.json(createdProject)["token_id"] as? String)
+        #expect(Self.json(createdProject)["token"] as? String != nil)
+
+        let listed = try stack.nginx.admin("GET", "jwt/project?limit=5&starting_after=\(projectID)")
+        #expect(listed.status == 200)
+        #expect(Self.json(listed)["data"] is [Any])
+
+        let createdUser = try stack.nginx.admin("POST", "jwt/user", json: #"{"external_id":"u 1+ü","email":null,"name":"web","expiry":60}"#)
+        #expect(createdUser.status == 201)
+        let userTokenID = try #require(Self.json(createdUser)["token_id"] as? String)
+
+        let userList = try stack.nginx.admin("GET", "jwt/user/u%201+%C3%BC?page%5Bsize%5D=10&page[after]=abc")
+        #expect(userList.status == 200, "\(userList.text)")
+        #expect((Self.json(userList)["data"] as? [[String: Any]])?.first?["id"] as? String == userTokenID)
+
+        #expect(try stack.nginx.admin("DELETE", "jwt/user/\(userTokenID)").status == 200)
+        let discarded = try stack.nginx.admin("DELETE", "jwt/project/\(projectID)")
+        #expect(discarded.status == 200)
+        #expect(Self.json(discarded)["token_id"] as? String == projectID)
+        #expect(discarded.header("Content-Type") == "application/json")
+        #expect(discarded.header("Cache-Control") == "no-store")
+
+        let seen = try stack.fake.requests()
+        #expect(seen.map { "\($0["method"]!) \($0["path"]!)" } == [
+            "POST /v2/jwt/project", "GET /v2/jwt/project", "POST /v2/jwt/user",
+            "GET /v2/jwt/user/u%201%2B%C3%BC", "DELETE /v2/jwt/user/\(userTokenID)", "DELETE /v2/jwt/project/\(projectID)",
+        ])
+        #expect(seen.map { $0["query"] as? String ?? "" } == [
+            "", "limit=5&starting_after=\(projectID)", "", "page%5Bsize%5D=10&page%5Bafter%5D=abc", "", "",
+        ])
+        #expect(seen.allSatisfy { $0["authorization"] as? String == "Bearer \(stack.fake.token)" })
+        #expect(seen[0]["body"] as? String == #"{"expiry":3600,"name":"ci"}"#)
+        #expect(seen[2]["body"] as? String == #"{"expiry":60,"external_id":"u 1+ü","name":"web"}"#) // null left out
+        #expect(seen[0]["content_type"] as? String == "application/json")
+    }
+
+    @Test func onlyNginxCanGrantTheAdminRole() throws {
+        // A location that reaches the responder without MAGICBELL_ADMIN.
+        let stack = try AdminStack(serverExtra: """
+            underscores_in_headers on;
+            location /other/ { include snippets/magicbell-fastcgi.conf; }
+            """)
+        let noRole = try stack.nginx.get("/other/magicbell-admin/jwt/project", headers: [
+            ("MAGICBELL_ADMIN", "1"), ("Magicbell-Admin", "1"), ("X-Magicbell-Admin", "1"),
+        ])
+        #expect(noRole.status == 403)
+        #expect(noRole.errorCode == "admin_forbidden")
+        #expect(try stack.nginx.get("/magicbell-admin/jwt/project").status == 401) // nginx's auth_basic
+        #expect(try stack.nginx.get("/magicbell-admin/jwt/project", headers: [HTTP.basic("admin", "nope")]).status == 401)
+        #expect(try stack.nginx.get("/magicbell-admin/jwt/project", headers: [HTTP.basic("demo", "demo")]).status == 401)
+        #expect(try stack.fake.requests().isEmpty)
+    }
+
+    @Test func invalidRequestsAreRefusedAndNothingIsForwarded() throws {
+        let stack = try AdminStack(environment: ["MAGICBELL_ALLOWED_ORIGINS": "https://admin.example.com"])
+        let nginx = stack.nginx
+        let big = #"{"name":""# + String(repeating: "x", count: 70_000) + #""}"#
+        let cases: [(String, HTTPResponse, Int, String)] = [
+            ("unknown query", try nginx.admin("GET", "jwt/project?limit=5&debug=1"), 400, "invalid_query"),
+            ("duplicate query", try nginx.admin("GET", "jwt/project?limit=5&limit=6"), 400, "invalid_query"),
+            ("bad limit", try nginx.admin("GET", "jwt/project?limit=0"), 400, "invalid_query"),
+            ("non-numeric page size", try nginx.admin("GET", "jwt/project?page%5Bsize%5D=ten"), 400, "invalid_query"),
+            ("query on a delete", try nginx.admin("DELETE", "jwt/project/abc?limit=5"), 400, "invalid_query"),
+            ("encoded slash in id", try nginx.admin("DELETE", "jwt/project/a%2Fb"), 400, "invalid_id"),
+            ("dot-dot id", try nginx.admin("DELETE", "jwt/user/%2E%2E"), 400, "invalid_id"),
+            ("control byte in id", try nginx.admin("GET", "jwt/user/a%01b"), 400, "invalid_id"),
+            ("id too long", try nginx.admin("DELETE", "jwt/project/" + String(repeating: "a", count: 256)), 400, "invalid_id"),
+            ("unknown path", try nginx.admin("GET", "jwt/team"), 404, "not_found"),
+            ("too deep", try nginx.admin("GET", "jwt/user/a/b"), 404, "not_found"),
+            ("wrong method", try nginx.admin("PUT", "jwt/project", json: "{}"), 405, "method_not_allowed"),
+            ("wrong content type", try nginx.admin("POST", "jwt/project", json: #"{"name":"x"}"#, contentType: "text/plain"), 415, "unsupported_media_type"),
+            ("body too large", try nginx.admin("POST", "jwt/project", json: big), 413, "body_too_large"),
+            ("not JSON", try nginx.admin("POST", "jwt/project", json: "{name"), 400, "invalid_json"),
+            ("not an object", try nginx.admin("POST", "jwt/project", json: "[1]"), 400, "invalid_json"),
+            ("missing name", try nginx.admin("POST", "jwt/project", json: #"{"expiry":60}"#), 400, "invalid_body"),
+            ("empty name", try nginx.admin("POST", "jwt/project", json: #"{"name":""}"#), 400, "invalid_body"),
+            ("name too long", try nginx.admin("POST", "jwt/project", json: #"{"name":"\#(String(repeating: "n", count: 256))"}"#), 400, "invalid_body"),
+            ("unknown field", try nginx.admin("POST", "jwt/project", json: #"{"name":"x","admin":true}"#), 400, "invalid_body"),
+            ("name not a string", try nginx.admin("POST", "jwt/project", json: #"{"name":5}"#), 400, "invalid_body"),
+            ("expiry a string", try nginx.admin("POST", "jwt/project", json: #"{"name":"x","expiry":"60"}"#), 400, "invalid_body"),
+            ("expiry a fraction", try nginx.admin("POST", "jwt/project", json: #"{"name":"x","expiry":1.5}"#), 400, "invalid_body"),
+            ("expiry a boolean", try nginx.admin("POST", "jwt/project", json: #"{"name":"x","expiry":true}"#), 400, "invalid_body"),
+            ("expiry zero", try nginx.admin("POST", "jwt/project", json: #"{"name":"x","expiry":0}"#), 400, "invalid_body"),
+            ("user without identity", try nginx.admin("POST", "jwt/user", json: #"{"name":"x","email":null}"#), 400, "invalid_body"),
+            ("user email a number", try nginx.admin("POST", "jwt/user", json: #"{"email":1}"#), 400, "invalid_body"),
+            ("foreign origin", try nginx.admin("GET", "jwt/project", headers: [("Origin", "https://evil.example")]), 403, "cross_origin"),
+            ("null origin", try nginx.admin("GET", "jwt/project", headers: [("Origin", "null")]), 403, "cross_origin"),
+            ("cross-site fetch", try nginx.admin("DELETE", "jwt/project/x", headers: [("Sec-Fetch-Site", "cross-site")]), 403, "cross_origin"),
+        ]
+        for (name, response, status, code) in cases {
+            #expect(response.status == status, "\(name): \(response.status) \(response.text)")
+            #expect(response.errorCode == code, "\(name): \(response.text)")
+        }
+        #expect(cases.first { $0.0 == "wrong method" }?.1.header("Allow") == "GET, POST")
+        // nginx itself refuses a malformed percent-escape (the responder's own check is unit-tested).
+        #expect(try nginx.admin("DELETE", "jwt/project/a%zz").status == 400)
+        #expect(try stack.fake.requests().isEmpty, "nothing invalid may reach MagicBell")
+
+        // The site's own origin and the configured ones are fine.
+        #expect(try nginx.admin("GET", "jwt/project", headers: [("Origin", "http://127.0.0.1:\(nginx.port)")]).status == 200)
+        #expect(try nginx.admin("GET", "jwt/project", headers: [("Origin", "https://admin.example.com")]).status == 200)
+        #expect(try nginx.admin("GET", "jwt/project", headers: [("Sec-Fetch-Site", "same-origin")]).status == 200)
+        #expect(try stack.fake.requests().count == 3)
+    }
+
+    @Test func upstreamAnswersPassThroughAndFailuresMapTo502And504() throws {
+        let stack = try AdminStack()
+        try stack.fake.misbehave("422")
+        let invalid = try stack.nginx.admin("POST", "jwt/user", json: #"{"email":"a@example.com"}"#)
+        #expect(invalid.status == 422)
+        #expect(invalid.text == #"{"errors": [{"code": "invalid", "message": "expiry is invalid", "suggestion": "use seconds"}]}"#)
+
+        try stack.fake.misbehave("500")
+        #expect(try stack.nginx.admin("GET", "jwt/project").status == 500)
+
+        try stack.fake.misbehave("garbage")
+        let garbage = try stack.nginx.admin("GET", "jwt/project")
+        #expect(garbage.status == 502 && garbage.errorCode == "upstream_invalid")
+
+        try stack.fake.misbehave("redirect")
+        #expect(try stack.nginx.admin("GET", "jwt/project").errorCode == "upstream_invalid")
+
+        try stack.fake.misbehave("drop")
+        let dropped = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"once"}"#)
+        #expect(dropped.status == 502 && dropped.errorCode == "upstream_unreachable")
+        #expect(try stack.fake.requests().filter { $0["body"] as? String == #"{"name":"once"}"# }.count == 1, "POSTs are never retried")
+
+        try stack.fake.misbehave("hang")
+        let start = Date()
+        let hung = try stack.nginx.admin("GET", "jwt/project")
+        let elapsed = Date().timeIntervalSince(start)
+        #expect(hung.status == 504 && hung.errorCode == "upstream_timeout")
+        #expect(elapsed < 3.0, "answered within the timeout (2 s) plus one second: \(elapsed)")
+
+        // A wrong project token: MagicBell's 401 passes through unchanged.
+        let wrong = try AdminStack(environment: ["MAGICBELL_PROJECT_TOKEN": "pt_wrong"])
+        let unauthorized = try wrong.nginx.admin("GET", "jwt/project")
+        #expect(unauthorized.status == 401)
+        #expect(unauthorized.text.contains("Invalid project token"))
+    }
+
+    @Test func withoutAProjectTokenTheAdminRouteIs503() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)",
+                              serverExtra: "include snippets/magicbell-admin.conf;")
+        let response = try nginx.admin("GET", "jwt/project")
+        #expect(response.status == 503)
+        #expect(response.errorCode == "admin_not_configured")
+    }
+
+    @Test func hangingAdminCallsNeverStallTheTokenEndpoint() throws {
+        let stack = try AdminStack(environment: ["MAGICBELL_UPSTREAM_TIMEOUT": "6", "MAGICBELL_ADMIN_MAX_CONCURRENT": "2"])
+        try stack.fake.misbehave("hang", count: -1)
+        let port = stack.nginx.port
+        let admins = Results(count: 5)
+        let done = DispatchGroup()
+        for i in 0..<5 {
+            done.enter()
+            Thread {
+                admins.set(i, Result { try HTTP.request(port: port, "GET", "/magicbell-admin/jwt/project",
+                                                        headers: [HTTP.basic("admin", "admin")]) })
+                done.leave()
+            }.start()
+        }
+        #expect(Sockets.waitUntil { ((try? stack.fake.requests().count) ?? 0) >= 2 }, "two admin calls are hanging upstream")
+
+        // While those hang, tokens keep flowing, well before the admin calls time out.
+        let start = Date()
+        for _ in 0..<50 {
+            #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).status == 200)
+        }
+        #expect(Date().timeIntervalSince(start) < 5, "tokens answered while admin calls hang")
+        #expect(try stack.fake.requests().count == 2, "at most MAGICBELL_ADMIN_MAX_CONCURRENT calls upstream")
+
+        #expect(done.wait(timeout: .now() + 15) == .success)
+        let statuses = (0..<5).compactMap { try? admins.get($0).get() }.map(\.status).sorted()
+        #expect(statuses == [503, 503, 503, 504, 504])
+    }
+
+    @Test func everyAdminActionIsAuditedWithoutSecrets() throws {
+        let stack = try AdminStack()
+        let created = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"audit"}"#)
+        let token = try #require(Self.json(created)["token"] as? String)
+        let tokenID = try #require(Self.json(created)["token_id"] as? String)
+        _ = try stack.nginx.admin("DELETE", "jwt/project/\(tokenID)")
+        _ = try stack.nginx.admin("GET", "jwt/project?bogus=1")
+        usleep(100_000)
+
+        let lines = stack.auditLines
+        #expect(lines.count == 3)
+        #expect(lines.map { $0["operation"] as? String } == ["createProjectJwt", "discardProjectJwt", "fetchProjectTokens"])
+        #expect(lines.map { $0["status"] as? Int } == [201, 200, 400])
+        #expect(lines.map { $0["target"] as? String } == [tokenID, tokenID, nil])
+        #expect(lines.allSatisfy { ($0["actor"] as? [String: Any])?["external_id"] as? String == "admin" })
+        #expect(lines.allSatisfy { $0["time"] is String && $0["duration_ms"] is Double && $0["method"] is String })
+        #expect(lines[2]["error"] as? String == "invalid_query")
+
+        let log = stack.responder.child.stderr
+        #expect(!log.contains(stack.fake.token), "the project token")
+        #expect(!log.contains(Project.secret), "the secret key")
+        #expect(!log.contains(token), "a token value")
+    }
+}

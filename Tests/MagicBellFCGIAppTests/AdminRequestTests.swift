@@ -1,0 +1,73 @@
+import Foundation
+import MagicBellAPI
+import Testing
+@testable import MagicBellFCGIApp
+
+/// The admin route's validation, without nginx or a network.
+@Suite struct AdminRequestTests {
+    func body(_ kind: JwtOperation.Body, _ json: String) throws(APIError) -> String {
+        String(decoding: try AdminRequest.validate(kind, json: Array(json.utf8)), as: UTF8.self)
+    }
+
+    func code(_ body: () throws(APIError) -> Any) -> String? {
+        do { _ = try body(); return nil } catch { return error.code }
+    }
+
+    @Test func validBodiesAreReserializedWithExactlyTheirFields() throws {
+        #expect(try body(.createProjectToken, #"{"name":"ci"}"#) == #"{"name":"ci"}"#)
+        #expect(try body(.createProjectToken, #"{"expiry":60,"name":"ci","expiry":3600}"#) == #"{"expiry":3600,"name":"ci"}"#)
+        #expect(try body(.createProjectToken, #"{"name":"ci","expiry":null}"#) == #"{"name":"ci"}"#)
+        #expect(try body(.createUserToken, #"{"email":"a@b.c","external_id":null,"name":null}"#) == #"{"email":"a@b.c"}"#)
+        #expect(try body(.createUserToken, #"{"external_id":"x","email":""}"#) == #"{"email":"","external_id":"x"}"#)
+        #expect(try body(.createProjectToken, #"{"name":"\#(String(repeating: "é", count: 255))"}"#).count > 255)
+    }
+
+    @Test func invalidBodiesNameTheField() {
+        func message(_ kind: JwtOperation.Body, _ json: String) -> String {
+            do { _ = try body(kind, json); return "" } catch { return error.message }
+        }
+        #expect(message(.createProjectToken, #"{"name":"x","nme":1}"#).contains("\"nme\""))
+        #expect(message(.createProjectToken, #"{"name":1}"#).hasPrefix("name"))
+        #expect(message(.createProjectToken, #"{"name":"x","expiry":1e3}"#).hasPrefix("expiry"))
+        #expect(message(.createProjectToken, #"{"name":"x","expiry":-5}"#).hasPrefix("expiry"))
+        #expect(message(.createProjectToken, #"{"name":"x","expiry":false}"#).hasPrefix("expiry"))
+        #expect(message(.createProjectToken, #"{"name":"x","expiry":1}"#) == "")
+        #expect(message(.createUserToken, #"{"email":"","external_id":null}"#).contains("email or external_id"))
+        #expect(message(.createUserToken, #"{"email":["a"]}"#).hasPrefix("email"))
+        #expect(message(.createUserToken, #"{"external_id":"\#(String(repeating: "x", count: 256))"}"#).hasPrefix("external_id"))
+        #expect(code { () throws(APIError) in try body(.createUserToken, "null") } == "invalid_json")
+        #expect(code { () throws(APIError) in try body(.createUserToken, "") } == "invalid_json")
+    }
+
+    @Test func pathsAreDecodedOnceAndChecked() {
+        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt/user/a%zz".utf8)[...]) } == "invalid_path")
+        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt/user/%FF".utf8)[...]) } == "invalid_path")
+        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt//project".utf8)[...]) } == "not_found")
+        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt/project/".utf8)[...]) } == "not_found")
+        // Decoded once: %252F is the three characters %2F, not a slash.
+        let resolved = try? AdminRequest.resolve(method: "GET", rawPath: Array("jwt/user/a%252Fb".utf8)[...])
+        #expect(resolved?.1 == "a%2Fb")
+        #expect(code { () throws(APIError) in try AdminRequest.validateID("a/b", name: "token_id") } == "invalid_id")
+        #expect(code { () throws(APIError) in try AdminRequest.validateID(".", name: "token_id") } == "invalid_id")
+        #expect(code { () throws(APIError) in try AdminRequest.validateID("a\u{7F}", name: "token_id") } == "invalid_id")
+        #expect(code { () throws(APIError) in try AdminRequest.validateID(String(repeating: "é", count: 128), name: "token_id") } == "invalid_id") // 256 bytes
+        #expect(code { () throws(APIError) in try AdminRequest.validateID("...", name: "token_id") } == nil)
+    }
+
+    @Test func queriesAreFilteredAndReencoded() throws {
+        let items = try AdminRequest.parseQuery(Array("limit=5&starting_after=a%26b&&page%5Bafter%5D=c+d".utf8), paginated: true)
+        #expect(items.map { "\($0.name)=\($0.value)" } == ["limit=5", "starting_after=a&b", "page[after]=c+d"])
+        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("limit".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("starting_after=".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("limit=1001".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("LIMIT=5".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("limit=5".utf8), paginated: false) } == "invalid_query")
+        #expect(try AdminRequest.parseQuery([], paginated: false).isEmpty)
+    }
+
+    @Test func adminPathsAreRoutedBeforeTokenPaths() {
+        let params = ParameterList(["REQUEST_URI": "/magicbell-admin/jwt/user/magicbell-token?limit=1", "DOCUMENT_URI": "/magicbell-admin/jwt/user/magicbell-token"])
+        #expect(Route.of(params) == .admin)
+        #expect(AdminRequest.rawAdminPath(params).map { String(decoding: $0, as: UTF8.self) } == "jwt/user/magicbell-token")
+    }
+}

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The project's fake MagicBell (scripts/fake-magicbell), started for one test.
+public final class FakeMagicBell: @unchecked Sendable {
+    public static let root = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let process = Process()
+    public let port: Int
+    public let token: String
+    public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/v2")! }
+
+    public init(token: String = "pt_test_\(UUID().uuidString)") throws {
+        self.token = token
+        let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("fake-\(UUID().uuidString)").path
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.root.appendingPathComponent("scripts/fake-magicbell").path,
+                             "--token", token, "--port-file", portFile]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: portFile) && Date() < deadline { usleep(20_000) }
+        port = Int((try? String(contentsOfFile: portFile, encoding: .utf8)) ?? "") ?? 0
+        try? FileManager.default.removeItem(atPath: portFile)
+        guard port > 0 else { throw CocoaError(.featureUnsupported, userInfo: [NSDebugDescriptionErrorKey: "the fake did not start"]) }
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL) // whatever signal mask it inherited
+        process.waitUntilExit()
+    }
+
+    /// Calls a control endpoint (`requests`, `reset`, `misbehave`).
+    @discardableResult
+    public func control(_ path: String, _ body: String? = nil) throws -> Data {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)/_fake/\(path)")!)
+        if let body {
+            request.httpMethod = "POST"
+            request.httpBody = Data(body.utf8)
+        }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result = Data()
+        URLSession.shared.dataTask(with: request) { data, _, _ in
+            result = data ?? Data()
+            done.signal()
+        }.resume()
+        done.wait()
+        return result
+    }
+
+    /// Makes the next `count` API requests misbehave (-1: until reset).
+    public func misbehave(_ mode: String, count: Int = 1, seconds: Double? = nil) throws {
+        var rule = #"{"mode":"\#(mode)","count":\#(count)"#
+        if let seconds { rule += #","seconds":\#(seconds)"# }
+        try control("misbehave", rule + "}")
+    }
+
+    /// Every API request the fake received, oldest first.
+    public func requests() throws -> [[String: Any]] {
+        (try JSONSerialization.jsonObject(with: try control("requests")) as? [[String: Any]]) ?? []
+    }
+}
