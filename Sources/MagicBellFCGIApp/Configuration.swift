@@ -104,11 +104,8 @@ public struct Configuration: Sendable {
         if let text = environment["MAGICBELL_API_URL"] {
             apiURL = try Self.parseAPIURL(text)
         }
-        if let text = environment["MAGICBELL_UPSTREAM_TIMEOUT"] {
-            guard let seconds = Double(text), Self.upstreamTimeoutRange.contains(seconds) else {
-                throw ConfigurationError("MAGICBELL_UPSTREAM_TIMEOUT",
-                    "must be a number of seconds from \(Self.upstreamTimeoutRange.lowerBound) to \(Self.upstreamTimeoutRange.upperBound) (got \"\(text.prefix(32))\")")
-            }
+        if let seconds = try Self.number(environment["MAGICBELL_UPSTREAM_TIMEOUT"], "MAGICBELL_UPSTREAM_TIMEOUT",
+                                         in: Self.upstreamTimeoutRange, "a number of seconds") {
             upstreamTimeout = seconds
         }
         if let text = environment["MAGICBELL_ALLOWED_ORIGINS"] {
@@ -121,13 +118,8 @@ public struct Configuration: Sendable {
                 return origin
             }
         }
-        if let text = environment["MAGICBELL_ADMIN_MAX_CONCURRENT"] {
-            guard let value = Int(text), Self.adminMaxConcurrentRange.contains(value) else {
-                throw ConfigurationError("MAGICBELL_ADMIN_MAX_CONCURRENT",
-                    "must be a whole number from \(Self.adminMaxConcurrentRange.lowerBound) to \(Self.adminMaxConcurrentRange.upperBound) (got \"\(text.prefix(32))\")")
-            }
-            adminMaxConcurrent = value
-        }
+        adminMaxConcurrent = try Self.number(environment["MAGICBELL_ADMIN_MAX_CONCURRENT"], "MAGICBELL_ADMIN_MAX_CONCURRENT",
+                                             in: Self.adminMaxConcurrentRange, "a whole number")
         if let text = environment["MAGICBELL_MINT"] {
             guard let mode = MintMode(rawValue: text) else {
                 throw ConfigurationError("MAGICBELL_MINT", "must be local or api (got \"\(text.prefix(32))\")")
@@ -204,13 +196,19 @@ public struct Configuration: Sendable {
     }
 
     static func loadTTL(_ text: String?) throws(ConfigurationError) -> Int {
-        guard let text else { return defaultTokenTTL }
-        guard let ttl = Int(text), tokenTTLRange.contains(ttl) else {
+        try number(text, "MAGICBELL_TOKEN_TTL", in: tokenTTLRange, "a whole number of seconds") ?? defaultTokenTTL
+    }
+
+    /// A number within `range`, or nil when the variable is not set.
+    static func number<Value: LosslessStringConvertible & Comparable>(
+        _ text: String?, _ variable: String, in range: ClosedRange<Value>, _ what: String
+    ) throws(ConfigurationError) -> Value? {
+        guard let text else { return nil }
+        guard let value = Value(text), range.contains(value) else {
             let shown = text.count > 32 ? String(text.prefix(32)) + "…" : text
-            throw ConfigurationError("MAGICBELL_TOKEN_TTL",
-                "must be a whole number of seconds from \(tokenTTLRange.lowerBound) to \(tokenTTLRange.upperBound) (got \"\(shown)\")")
+            throw ConfigurationError(variable, "must be \(what) from \(range.lowerBound) to \(range.upperBound) (got \"\(shown)\")")
         }
-        return ttl
+        return value
     }
 
     public static func readFile(_ path: String) throws -> [UInt8] {
