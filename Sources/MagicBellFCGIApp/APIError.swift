@@ -1,4 +1,5 @@
 import FastCGIServer
+import MagicBellAPI
 import MagicBellJWT
 
 /// Every error the responder answers with: a status and the body
@@ -54,6 +55,16 @@ public struct APIError: Error, Equatable {
     }
     public static func upstreamTimeout(_ seconds: Double) -> APIError {
         APIError(status: 504, code: "upstream_timeout", message: "MagicBell did not answer within \(seconds) s.")
+    }
+
+    /// A failed call to MagicBell: 504 for a timeout, 502 for the rest.
+    init(upstream error: MagicBellAPIError) {
+        switch error {
+        case .timeout(let seconds): self = .upstreamTimeout(seconds)
+        case .unreachable(let why): self = .upstreamUnreachable(why)
+        case .invalidResponse(let why): self = .upstreamInvalid(why)
+        case .http(let status, _): self = .upstreamInvalid("status \(status)") // send() returns statuses, never throws this
+        }
     }
     public static let unauthenticated = APIError(
         status: 401, code: "unauthenticated",

@@ -76,12 +76,7 @@ final class AdminEndpoint {
         do {
             answer = try client.send(request)
         } catch {
-            switch error {
-            case .timeout(let seconds): throw .upstreamTimeout(seconds)
-            case .unreachable(let why): throw .upstreamUnreachable(why)
-            case .invalidResponse(let why): throw .upstreamInvalid(why)
-            case .http: throw .upstreamInvalid("unexpected error") // send() returns every status
-            }
+            throw APIError(upstream: error)
         }
         guard (200..<600).contains(answer.status), !(300..<400).contains(answer.status) else {
             throw .upstreamInvalid("status \(answer.status)")

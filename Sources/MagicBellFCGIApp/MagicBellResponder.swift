@@ -13,7 +13,7 @@ public final class MagicBellResponder: FastCGIResponder {
 
     /// A worker's responder, sharing `context` with the other workers.
     public init(context: AppContext) throws {
-        token = try TokenEndpoint(configuration: context.configuration, clock: context.clock)
+        token = try TokenEndpoint(context: context)
         admin = AdminEndpoint(context: context)
         logger = context.logger
     }

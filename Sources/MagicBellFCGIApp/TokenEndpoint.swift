@@ -2,20 +2,38 @@
 import Glibc
 #endif
 import FastCGIServer
+import Foundation
+import MagicBellAPI
 import MagicBellJWT
 
 /// `GET|POST …/magicbell-token` → `{"token", "expires_at", "expires_in"}`.
 ///
-/// The hot path: the minter writes the token straight into the response
-/// body; nothing here allocates once the worker's buffers have grown.
+/// With `MAGICBELL_MINT=local` (the hot path) the minter writes the token
+/// straight into the response body; nothing here allocates once the worker's
+/// buffers have grown. With `MAGICBELL_MINT=api` each token is created by
+/// MagicBell (createUserJwt), so it can be listed and revoked.
 final class TokenEndpoint {
     private let minter: UserTokenMinter
     private let clock: @Sendable () -> Int
+    /// Set in api mode.
+    private let api: (client: JwtServiceClient, tokenName: String)?
+    private let dates = ISO8601DateFormatter()
+    private let fractionalDates: ISO8601DateFormatter = {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }()
 
-    init(configuration: Configuration, clock: @escaping @Sendable () -> Int) throws {
+    init(context: AppContext) throws {
+        let configuration = context.configuration
         minter = try UserTokenMinter(apiKey: configuration.apiKey, secret: configuration.secret,
                                      ttl: configuration.tokenTTL)
-        self.clock = clock
+        clock = context.clock
+        if configuration.mintMode == .api, let client = context.client {
+            api = (client, configuration.mintTokenName)
+        } else {
+            api = nil
+        }
     }
 
     func respond(to request: some RequestParameters, with response: inout HTTPResponse) throws(APIError) {
@@ -23,6 +41,10 @@ final class TokenEndpoint {
             throw .methodNotAllowed
         }
         let identity = try Identity.of(request)
+        if let api {
+            try respondFromMagicBell(identity, api.client, tokenName: api.tokenName, with: &response)
+            return
+        }
 
         response.body.append(contentsOf: #"{"token":""#.utf8)
         let expiresAt: Int
@@ -41,6 +63,50 @@ final class TokenEndpoint {
         ClaimsJSON.appendInteger(expiresAt, to: &response.body)
         response.body.append(contentsOf: #","expires_in":"#.utf8)
         ClaimsJSON.appendInteger(minter.ttl, to: &response.body)
+        response.body.append(UInt8(ascii: "}"))
+        response.addHeader("Content-Type", "application/json")
+        APIError.addNoStoreHeaders(to: &response)
+    }
+
+    /// `MAGICBELL_MINT=api`: the token comes from createUserJwt. Never a
+    /// silent local fallback: MagicBell's failure is the answer's failure.
+    private func respondFromMagicBell(_ identity: Identity, _ client: JwtServiceClient, tokenName: String,
+                                      with response: inout HTTPResponse) throws(APIError) {
+        func text(_ bytes: UnsafeBufferPointer<UInt8>?, _ param: StaticString) throws(APIError) -> String? {
+            guard let bytes else { return nil }
+            guard let value = String(validating: bytes, as: UTF8.self) else { throw .invalidIdentity("\(param)") }
+            return value
+        }
+        let body = CreateUserTokenRequest(email: try text(identity.email, Identity.emailParam),
+                                          externalID: try text(identity.externalID, Identity.externalIDParam),
+                                          name: tokenName, expiry: minter.ttl)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let request = APIRequest(operation: .createUserJwt, body: Array((try? encoder.encode(body)) ?? Data()))
+        let answer: APIResponse
+        do {
+            answer = try client.send(request)
+        } catch {
+            throw APIError(upstream: error)
+        }
+        guard (200..<300).contains(answer.status) else {
+            throw APIError(status: 502, code: "upstream_error",
+                           message: "MagicBell refused to create the token (status \(answer.status)).")
+        }
+        guard let created = try? JSONDecoder().decode(CreatedToken.self, from: Data(answer.body)),
+              (1...8192).contains(created.token.utf8.count),
+              created.token.utf8.allSatisfy({ PercentEncoding.isUnreserved($0) && $0 != UInt8(ascii: "~") }) else {
+            throw .upstreamInvalid("not a created token")
+        }
+        let now = clock()
+        let expiresAt = created.expiresAt.flatMap { dates.date(from: $0) ?? fractionalDates.date(from: $0) }
+            .map { Int($0.timeIntervalSince1970) } ?? now + minter.ttl
+        response.body.append(contentsOf: #"{"token":"#.utf8)
+        try? ClaimsJSON.appendString(created.token, to: &response.body)
+        response.body.append(contentsOf: #","expires_at":"#.utf8)
+        ClaimsJSON.appendInteger(expiresAt, to: &response.body)
+        response.body.append(contentsOf: #","expires_in":"#.utf8)
+        ClaimsJSON.appendInteger(max(0, expiresAt - now), to: &response.body)
         response.body.append(UInt8(ascii: "}"))
         response.addHeader("Content-Type", "application/json")
         APIError.addNoStoreHeaders(to: &response)

@@ -247,4 +247,36 @@ import TestSupport
         #expect(!log.contains(Project.secret), "the secret key")
         #expect(!log.contains(token), "a token value")
     }
+
+    @Test func mintModeApiGetsTokensFromMagicBellSoTheyCanBeRevoked() throws {
+        let stack = try AdminStack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_MINT_TOKEN_NAME": "web session"])
+        let before = Int(Date().timeIntervalSince1970)
+        let answer = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
+        #expect(answer.status == 200)
+        #expect(Set((answer.json ?? [:]).keys) == ["token", "expires_at", "expires_in"])
+        let token = try #require(answer.json?["token"] as? String)
+        let expiresAt = try #require(answer.json?["expires_at"] as? Int)
+        #expect(abs(expiresAt - (before + 600)) <= 5, "MagicBell's expires_at")
+        #expect(abs((answer.json?["expires_in"] as? Int ?? 0) - 600) <= 5)
+
+        let created = try #require(try stack.fake.requests().last)
+        #expect(created["method"] as? String == "POST" && created["path"] as? String == "/v2/jwt/user")
+        #expect(created["body"] as? String == #"{"expiry":600,"external_id":"demo","name":"web session"}"#)
+
+        // The issued token is listable, and revocable, through the admin route.
+        let listed = try stack.nginx.admin("GET", "jwt/user/demo")
+        let id = try #require(((listed.json?["data"] as? [[String: Any]])?.first)?["id"] as? String)
+        #expect(try stack.nginx.admin("DELETE", "jwt/user/\(id)").status == 200)
+        #expect(!token.isEmpty)
+
+        // No silent local fallback when MagicBell fails.
+        try stack.fake.misbehave("500")
+        let failed = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
+        #expect(failed.status == 502 && failed.errorCode == "upstream_error")
+        try stack.fake.misbehave("hang")
+        let timedOut = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
+        #expect(timedOut.status == 504 && timedOut.errorCode == "upstream_timeout")
+        try stack.fake.misbehave("garbage")
+        #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).errorCode == "upstream_invalid")
+    }
 }
