@@ -185,8 +185,8 @@ public final class FastCGIServer: @unchecked Sendable {
             if error == EAGAIN || error == EWOULDBLOCK {
                 // Nothing queued. When stopping, the queue is now drained.
                 if stopping || wait(epollFD) == .stop {
-                    if stopping || !socket.isOwned { return }
-                    stopping = true // owned socket: serve what is queued, then exit
+                    if stopping || !socket.drainsOnStop { return }
+                    stopping = true // serve what is already queued, then exit
                 }
             } else if error == EINTR {
                 continue

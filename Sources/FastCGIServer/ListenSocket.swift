@@ -54,8 +54,15 @@ public final class ListenSocket {
         self.createdFile = createdFile
     }
 
-    /// True if this process created the socket (and so may drain and close it).
+    /// True if this process created the socket (and so closes it).
     public var isOwned: Bool { address != .inherited }
+
+    /// True if, on stop, the workers should serve what is already queued:
+    /// only for a unix socket this process created, whose path is removed
+    /// first so the queue can only shrink. A TCP listener keeps receiving
+    /// connections until closed, and an inherited one stays queued for the
+    /// next process.
+    public var drainsOnStop: Bool { createdFile != nil }
 
     public static func open(_ address: ListenAddress) throws -> ListenSocket {
         let socket: ListenSocket
