@@ -1,36 +1,61 @@
 /// base64url without padding (RFC 4648 §5, as JWS requires).
 public enum Base64URL {
-    @usableFromInline
     static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    /// Appends the encoding of `bytes` to `out`.
+    /// The alphabet in memory that is never freed, so the hot path reads it
+    /// without reference counting or bounds checks.
+    @usableFromInline
+    nonisolated(unsafe) static let table: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+        table.initialize(from: alphabet, count: 64)
+        return UnsafePointer(table)
+    }()
+
+    /// The length of the encoding of `count` bytes.
     @inlinable
+    public static func encodedLength(_ count: Int) -> Int { (count * 4 + 2) / 3 }
+
+    /// Writes the encoding of `count` bytes at `source` to `destination`,
+    /// which must have room for `encodedLength(count)` bytes; returns the end.
+    @inlinable
+    public static func write(_ source: UnsafePointer<UInt8>, count: Int,
+                             to destination: UnsafeMutablePointer<UInt8>,
+                             table: UnsafePointer<UInt8> = Base64URL.table) -> UnsafeMutablePointer<UInt8> {
+        var s = source, d = destination
+        let end = source + count - count % 3
+        while s < end {
+            let v = UInt32(s[0]) << 16 | UInt32(s[1]) << 8 | UInt32(s[2])
+            d[0] = table[Int(v >> 18)]
+            d[1] = table[Int(v >> 12 & 0x3F)]
+            d[2] = table[Int(v >> 6 & 0x3F)]
+            d[3] = table[Int(v & 0x3F)]
+            s += 3
+            d += 4
+        }
+        switch count % 3 {
+        case 1:
+            let v = UInt32(s[0]) << 16
+            d[0] = table[Int(v >> 18)]
+            d[1] = table[Int(v >> 12 & 0x3F)]
+            d += 2
+        case 2:
+            let v = UInt32(s[0]) << 16 | UInt32(s[1]) << 8
+            d[0] = table[Int(v >> 18)]
+            d[1] = table[Int(v >> 12 & 0x3F)]
+            d[2] = table[Int(v >> 6 & 0x3F)]
+            d += 3
+        default:
+            break
+        }
+        return d
+    }
+
+    /// Appends the encoding of `bytes` to `out`.
     public static func encode(_ bytes: UnsafeRawBufferPointer, appendingTo out: inout [UInt8]) {
-        let n = bytes.count
-        out.reserveCapacity(out.count + (n * 4 + 2) / 3)
-        alphabet.withUnsafeBufferPointer { table in
-            var i = 0
-            while i + 3 <= n {
-                let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-                out.append(table[Int(v >> 18)])
-                out.append(table[Int(v >> 12 & 0x3F)])
-                out.append(table[Int(v >> 6 & 0x3F)])
-                out.append(table[Int(v & 0x3F)])
-                i += 3
-            }
-            switch n - i {
-            case 1:
-                let v = UInt32(bytes[i]) << 16
-                out.append(table[Int(v >> 18)])
-                out.append(table[Int(v >> 12 & 0x3F)])
-            case 2:
-                let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-                out.append(table[Int(v >> 18)])
-                out.append(table[Int(v >> 12 & 0x3F)])
-                out.append(table[Int(v >> 6 & 0x3F)])
-            default:
-                break
-            }
+        guard let base = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self), !bytes.isEmpty else { return }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: encodedLength(bytes.count)) { buffer in
+            let end = write(base, count: bytes.count, to: buffer.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: end - buffer.baseAddress!))
         }
     }
 

@@ -13,95 +13,99 @@ public enum ClaimsJSON {
         case invalidUTF8
     }
 
-    /// 0: copy the byte as is; 1: write it escaped.
+    /// For each ASCII byte: 0 copy it as is; otherwise the character after the
+    /// backslash of its short escape, or `u` for `\u00XX`.
     @usableFromInline
-    static let escapeASCII: [UInt8] = (0..<128).map { byte in
-        switch byte {
-        case 0..<0x20, 0x22, 0x5C, 0x3E, 0x3F, 0x7E, 0x7F: return 1
-        default: return 0
-        }
-    }
+    nonisolated(unsafe) static let escapes: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 128)
+        table.initialize(repeating: 0, count: 128)
+        for byte in 0..<0x20 { table[byte] = UInt8(ascii: "u") }
+        for byte in [0x3E, 0x3F, 0x7E, 0x7F] { table[byte] = UInt8(ascii: "u") }
+        table[0x22] = UInt8(ascii: "\"")
+        table[0x5C] = UInt8(ascii: "\\")
+        table[0x0A] = UInt8(ascii: "n")
+        table[0x0D] = UInt8(ascii: "r")
+        table[0x09] = UInt8(ascii: "t")
+        table[0x08] = UInt8(ascii: "b")
+        table[0x0C] = UInt8(ascii: "f")
+        return UnsafePointer(table)
+    }()
 
     @usableFromInline
-    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+    nonisolated(unsafe) static let hex: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 16)
+        table.initialize(from: Array("0123456789abcdef".utf8), count: 16)
+        return UnsafePointer(table)
+    }()
 
-    /// Appends `bytes`, which must be UTF-8, as a quoted JSON string.
+    /// The most bytes `writeString` can produce for `count` input bytes:
+    /// every byte as `\u00XX`, plus the quotes.
     @inlinable
-    public static func appendString(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) throws(Error) {
-        out.append(UInt8(ascii: "\""))
-        let n = bytes.count
+    public static func maxStringLength(_ count: Int) -> Int { count * 6 + 2 }
+
+    /// Writes `source` (UTF-8) as a quoted JSON string to `destination`, which
+    /// must have room for `maxStringLength(source.count)` bytes. Returns the
+    /// end, or nil if `source` is not valid UTF-8.
+    @inlinable
+    public static func writeString(_ source: UnsafeBufferPointer<UInt8>,
+                                   to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8>? {
+        let escapes = Self.escapes
+        var d = destination
+        d.pointee = UInt8(ascii: "\"")
+        d += 1
+        guard let base = source.baseAddress else {
+            d.pointee = UInt8(ascii: "\"")
+            return d + 1
+        }
+        let n = source.count
         var i = 0
         while i < n {
-            let b = bytes[i]
+            let b = base[i]
             if b < 0x80 {
-                if escapeASCII[Int(b)] == 0 {
-                    out.append(b)
+                let escape = escapes[Int(b)]
+                if escape == 0 {
+                    d.pointee = b
+                    d += 1
+                } else if escape == UInt8(ascii: "u") {
+                    d = writeUnicodeEscape(UInt16(b), to: d)
                 } else {
-                    appendEscapedASCII(b, to: &out)
+                    d[0] = UInt8(ascii: "\\")
+                    d[1] = escape
+                    d += 2
                 }
                 i += 1
                 continue
             }
-            guard let (scalar, length) = decodeScalar(bytes, at: i) else { throw .invalidUTF8 }
+            guard let (scalar, length) = decodeScalar(base, count: n, at: i) else { return nil }
             if scalar >= 0x10000 {
                 let v = scalar - 0x10000
-                appendUnicodeEscape(UInt16(0xD800 + (v >> 10)), to: &out)
-                appendUnicodeEscape(UInt16(0xDC00 + (v & 0x3FF)), to: &out)
+                d = writeUnicodeEscape(UInt16(0xD800 + (v >> 10)), to: d)
+                d = writeUnicodeEscape(UInt16(0xDC00 + (v & 0x3FF)), to: d)
             } else {
-                appendUnicodeEscape(UInt16(scalar), to: &out)
+                d = writeUnicodeEscape(UInt16(scalar), to: d)
             }
             i += length
         }
-        out.append(UInt8(ascii: "\""))
-    }
-
-    public static func appendString(_ string: String, to out: inout [UInt8]) throws(Error) {
-        var copy = string
-        let result: Result<Void, Error> = copy.withUTF8 { buffer in
-            do throws(Error) {
-                try appendString(buffer, to: &out)
-                return .success(())
-            } catch {
-                return .failure(error)
-            }
-        }
-        try result.get()
+        d.pointee = UInt8(ascii: "\"")
+        return d + 1
     }
 
     @inlinable
-    static func appendEscapedASCII(_ b: UInt8, to out: inout [UInt8]) {
-        let short: UInt8
-        switch b {
-        case 0x22: short = UInt8(ascii: "\"")
-        case 0x5C: short = UInt8(ascii: "\\")
-        case 0x0A: short = UInt8(ascii: "n")
-        case 0x0D: short = UInt8(ascii: "r")
-        case 0x09: short = UInt8(ascii: "t")
-        case 0x08: short = UInt8(ascii: "b")
-        case 0x0C: short = UInt8(ascii: "f")
-        default:
-            appendUnicodeEscape(UInt16(b), to: &out)
-            return
-        }
-        out.append(UInt8(ascii: "\\"))
-        out.append(short)
-    }
-
-    @inlinable
-    static func appendUnicodeEscape(_ unit: UInt16, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\\"))
-        out.append(UInt8(ascii: "u"))
-        out.append(hex[Int(unit >> 12)])
-        out.append(hex[Int(unit >> 8 & 0xF)])
-        out.append(hex[Int(unit >> 4 & 0xF)])
-        out.append(hex[Int(unit & 0xF)])
+    static func writeUnicodeEscape(_ unit: UInt16, to d: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        let hex = Self.hex
+        d[0] = UInt8(ascii: "\\")
+        d[1] = UInt8(ascii: "u")
+        d[2] = hex[Int(unit >> 12)]
+        d[3] = hex[Int(unit >> 8 & 0xF)]
+        d[4] = hex[Int(unit >> 4 & 0xF)]
+        d[5] = hex[Int(unit & 0xF)]
+        return d + 6
     }
 
     /// Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
     /// above U+10FFFF. Returns the scalar and its length in bytes.
     @inlinable
-    static func decodeScalar(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int) -> (UInt32, Int)? {
-        let n = bytes.count
+    static func decodeScalar(_ bytes: UnsafePointer<UInt8>, count n: Int, at i: Int) -> (UInt32, Int)? {
         let b0 = bytes[i]
         @inline(__always) func cont(_ k: Int) -> UInt32? {
             guard i + k < n else { return nil }
@@ -127,20 +131,54 @@ public enum ClaimsJSON {
         }
     }
 
-    /// Appends a decimal integer, with no heap allocation.
+    /// The most bytes `writeInteger` produces.
+    public static let maxIntegerLength = 20
+
+    /// Writes a decimal integer; returns the end.
     @inlinable
-    public static func appendInteger(_ value: Int, to out: inout [UInt8]) {
-        if value < 0 { out.append(UInt8(ascii: "-")) }
+    public static func writeInteger(_ value: Int, to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        var d = destination
+        if value < 0 {
+            d.pointee = UInt8(ascii: "-")
+            d += 1
+        }
         var magnitude = value.magnitude
-        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0) // 24 digit slots on the stack
-        withUnsafeMutableBytes(of: &scratch) { digits in
-            var start = digits.count
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            out.append(contentsOf: digits[start...])
+        var digits = 0
+        var probe = magnitude
+        repeat { digits += 1; probe /= 10 } while probe > 0
+        var p = d + digits
+        let end = p
+        repeat {
+            p -= 1
+            p.pointee = UInt8(ascii: "0") + UInt8(magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
+        return end
+    }
+
+    // MARK: The same writers, appending to arrays (for code off the hot path).
+
+    /// Appends `bytes`, which must be UTF-8, as a quoted JSON string.
+    public static func appendString(_ bytes: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) throws(Error) {
+        let written: Bool = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxStringLength(bytes.count)) { buffer in
+            guard let end = writeString(bytes, to: buffer.baseAddress!) else { return false }
+            out.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: end - buffer.baseAddress!))
+            return true
+        }
+        if !written { throw .invalidUTF8 }
+    }
+
+    public static func appendString(_ string: String, to out: inout [UInt8]) throws(Error) {
+        var copy = string
+        let valid = copy.withUTF8 { buffer in (try? appendString(buffer, to: &out)) != nil }
+        if !valid { throw .invalidUTF8 }
+    }
+
+    /// Appends a decimal integer.
+    public static func appendInteger(_ value: Int, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: maxIntegerLength) { buffer in
+            let end = writeInteger(value, to: buffer.baseAddress!)
+            out.append(contentsOf: UnsafeBufferPointer(start: buffer.baseAddress, count: end - buffer.baseAddress!))
         }
     }
 }

@@ -29,8 +29,16 @@ public final class UserTokenMinter {
     private let headerSegment: [UInt8]
     /// `,"api_key":"…","iat":`
     private let apiKeyAndIatPrefix: [UInt8]
-    private var claims: [UInt8] = []
-    private var mac = [UInt8](repeating: 0, count: HMACSHA256.outputSize)
+    /// The claims JSON, then the token, are written here; both grow only
+    /// when an identity is longer than any before, so the steady state
+    /// allocates nothing.
+    private var claims: UnsafeMutableBufferPointer<UInt8>
+    private var token: UnsafeMutableBufferPointer<UInt8>
+
+    private static let userEmailPrefix = Array(#"{"user_email":"#.utf8)
+    private static let externalIDPrefix = Array(#","user_external_id":"#.utf8)
+    private static let expPrefix = Array(#","exp":"#.utf8)
+    private static let null = Array("null".utf8)
 
     public init(apiKey: String, secret: SecretKey, ttl: Int) throws {
         self.ttl = ttl
@@ -43,42 +51,80 @@ public final class UserTokenMinter {
         try ClaimsJSON.appendString(apiKey, to: &prefix)
         prefix.append(contentsOf: #","iat":"#.utf8)
         apiKeyAndIatPrefix = prefix
-        claims.reserveCapacity(512)
+        claims = .allocate(capacity: 1024)
+        token = .allocate(capacity: 2048)
+    }
+
+    deinit {
+        claims.deallocate()
+        token.deallocate()
     }
 
     /// Appends a token for the given identity to `out` and returns its `exp`.
     /// An empty identity counts as absent.
     public func mint(email: UnsafeBufferPointer<UInt8>?, externalID: UnsafeBufferPointer<UInt8>?,
                      issuedAt: Int, into out: inout [UInt8]) throws(Error) -> Int {
+        let length = try write(email: email, externalID: externalID, issuedAt: issuedAt)
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: token[..<length]))
+        return issuedAt + ttl
+    }
+
+    /// Writes the token into `token` and returns its length.
+    private func write(email: UnsafeBufferPointer<UInt8>?, externalID: UnsafeBufferPointer<UInt8>?,
+                       issuedAt: Int) throws(Error) -> Int {
         let email = email.flatMap { $0.isEmpty ? nil : $0 }
         let externalID = externalID.flatMap { $0.isEmpty ? nil : $0 }
         if email == nil && externalID == nil { throw .noIdentity }
-        let expiresAt = issuedAt + ttl
 
-        claims.removeAll(keepingCapacity: true)
-        claims.append(contentsOf: #"{"user_email":"#.utf8)
-        try Self.appendOptional(email, claim: "user_email", to: &claims)
-        claims.append(contentsOf: #","user_external_id":"#.utf8)
-        try Self.appendOptional(externalID, claim: "user_external_id", to: &claims)
-        claims.append(contentsOf: apiKeyAndIatPrefix)
-        ClaimsJSON.appendInteger(issuedAt, to: &claims)
-        claims.append(contentsOf: #","exp":"#.utf8)
-        ClaimsJSON.appendInteger(expiresAt, to: &claims)
-        claims.append(UInt8(ascii: "}"))
+        // The claims JSON, sized for the worst case (every identity byte escaped).
+        let claimsNeeded = 96 + apiKeyAndIatPrefix.count + 2 * ClaimsJSON.maxIntegerLength
+            + ClaimsJSON.maxStringLength(email?.count ?? 0) + ClaimsJSON.maxStringLength(externalID?.count ?? 0)
+        Self.ensure(&claims, claimsNeeded)
+        let start = claims.baseAddress!
+        var p = Self.copy(Self.userEmailPrefix, to: start)
+        p = try Self.writeOptional(email, claim: "user_email", to: p)
+        p = Self.copy(Self.externalIDPrefix, to: p)
+        p = try Self.writeOptional(externalID, claim: "user_external_id", to: p)
+        p = Self.copy(apiKeyAndIatPrefix, to: p)
+        p = ClaimsJSON.writeInteger(issuedAt, to: p)
+        p = Self.copy(Self.expPrefix, to: p)
+        p = ClaimsJSON.writeInteger(issuedAt + ttl, to: p)
+        p.pointee = UInt8(ascii: "}")
+        let claimsLength = p + 1 - start
 
-        let start = out.count
-        out.append(contentsOf: headerSegment)
-        claims.withUnsafeBytes { Base64URL.encode($0, appendingTo: &out) }
-        let signedEnd = out.count
-        out.withUnsafeBytes { all in
-            mac.withUnsafeMutableBufferPointer { macOut in
-                hmac.authenticate(UnsafeRawBufferPointer(rebasing: all[start..<signedEnd]),
-                                  into: macOut.baseAddress!)
-            }
-        }
-        out.append(UInt8(ascii: "."))
-        mac.withUnsafeBytes { Base64URL.encode($0, appendingTo: &out) }
-        return expiresAt
+        // header.payload, its MAC, then .signature.
+        let tokenNeeded = headerSegment.count + Base64URL.encodedLength(claimsLength) + 1
+            + Base64URL.encodedLength(HMACSHA256.outputSize)
+        Self.ensure(&token, tokenNeeded)
+        let tokenStart = token.baseAddress!
+        var q = Self.copy(headerSegment, to: tokenStart)
+        q = Base64URL.write(start, count: claimsLength, to: q)
+        let signedLength = q - tokenStart
+        // The MAC goes into the claims buffer, which is no longer needed.
+        hmac.authenticate(UnsafeRawBufferPointer(start: tokenStart, count: signedLength), into: start)
+        q.pointee = UInt8(ascii: ".")
+        q = Base64URL.write(start, count: HMACSHA256.outputSize, to: q + 1)
+        return q - tokenStart
+    }
+
+    @inline(__always)
+    private static func copy(_ bytes: [UInt8], to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        bytes.withUnsafeBufferPointer { destination.update(from: $0.baseAddress!, count: $0.count) }
+        return destination + bytes.count
+    }
+
+    private static func ensure(_ buffer: inout UnsafeMutableBufferPointer<UInt8>, _ needed: Int) {
+        guard buffer.count < needed else { return }
+        buffer.deallocate()
+        buffer = .allocate(capacity: max(needed, buffer.count * 2))
+    }
+
+    @inline(__always)
+    private static func writeOptional(_ value: UnsafeBufferPointer<UInt8>?, claim: String,
+                                      to destination: UnsafeMutablePointer<UInt8>) throws(Error) -> UnsafeMutablePointer<UInt8> {
+        guard let value else { return copy(null, to: destination) }
+        guard let end = ClaimsJSON.writeString(value, to: destination) else { throw .invalidUTF8(claim: claim) }
+        return end
     }
 
     /// The same path for callers that have Strings (the CLI, tests).
@@ -92,19 +138,6 @@ public final class UserTokenMinter {
             }
         }
         return (String(decoding: out, as: UTF8.self), exp)
-    }
-
-    private static func appendOptional(_ value: UnsafeBufferPointer<UInt8>?, claim: String,
-                                       to out: inout [UInt8]) throws(Error) {
-        guard let value else {
-            out.append(contentsOf: "null".utf8)
-            return
-        }
-        do {
-            try ClaimsJSON.appendString(value, to: &out)
-        } catch {
-            throw .invalidUTF8(claim: claim)
-        }
     }
 
     private static func withOptionalBuffer<R>(_ bytes: [UInt8]?,
