@@ -13,7 +13,7 @@ final class AdminEndpoint {
 
     init(context: AppContext) { self.context = context }
 
-    func respond(to request: some RequestParameters & RequestBodyReader, rawPath: ArraySlice<UInt8>,
+    func respond(to request: some RequestParameters & RequestBodyReader, rawPath: some Collection<UInt8>,
                  with response: inout HTTPResponse) {
         let started = Self.now()
         let method = request.string("REQUEST_METHOD") ?? ""

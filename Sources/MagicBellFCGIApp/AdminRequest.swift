@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FastCGIServer
 import Foundation
 import MagicBellAPI
@@ -16,16 +19,24 @@ enum AdminRequest {
 
     /// The request path after the `/magicbell-admin/` segment, still raw
     /// (percent-encoded), from `REQUEST_URI`: ids are decoded exactly once, here.
-    static func rawAdminPath(_ request: some RequestParameters) -> ArraySlice<UInt8>? {
+    /// Every request is checked, so this only reads the param in place.
+    static func rawAdminPath(_ request: some RequestParameters) -> Slice<UnsafeBufferPointer<UInt8>>? {
         guard let uri = request.param("REQUEST_URI") else { return nil }
-        var path = Array(uri)
-        if let query = path.firstIndex(of: UInt8(ascii: "?")) { path.removeSubrange(query...) }
-        guard let start = path.firstRange(of: adminSegment) else { return nil }
-        return path[start.upperBound...]
+        let end = uri.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
+        let segment = adminSegment.count
+        var i = uri.startIndex
+        while i + segment <= end {
+            if uri[i] == UInt8(ascii: "/") && uri[i + 1] == UInt8(ascii: "m")
+                && adminSegment.withUnsafeBufferPointer({ memcmp($0.baseAddress!, uri.baseAddress! + i, segment) == 0 }) {
+                return uri[(i + segment)..<end]
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// Which operation the method and path name, with the decoded path value.
-    static func resolve(method: String, rawPath: ArraySlice<UInt8>) throws(APIError) -> (JwtOperation, String?) {
+    static func resolve(method: String, rawPath: some Collection<UInt8>) throws(APIError) -> (JwtOperation, String?) {
         let segments = try decodeSegments(rawPath)
         switch JwtOperation.match(method: method, segments: segments) {
         case .operation(let operation, let pathValue): return (operation, pathValue)
@@ -46,8 +57,8 @@ enum AdminRequest {
         return APIRequest(operation: operation, pathValue: pathValue, query: query, body: body)
     }
 
-    static func decodeSegments(_ raw: ArraySlice<UInt8>) throws(APIError) -> [String] {
-        try raw.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { segment throws(APIError) in
+    static func decodeSegments(_ raw: some Collection<UInt8>) throws(APIError) -> [String] {
+        try Array(raw).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { segment throws(APIError) in
             guard !segment.isEmpty else { throw .notFound } // "//" or a trailing "/"
             guard let decoded = PercentEncoding.decode(segment) else {
                 throw .invalid("invalid_path", "The path has a malformed percent-escape.")

@@ -38,7 +38,8 @@ public final class MagicBellResponder: FastCGIResponder {
             case .token:
                 try token.respond(to: request, with: &response)
             case .admin:
-                admin.respond(to: request, rawPath: AdminRequest.rawAdminPath(request) ?? [], with: &response)
+                admin.respond(to: request, rawPath: AdminRequest.rawAdminPath(request) ?? UnsafeBufferPointer(start: nil, count: 0)[...],
+                              with: &response)
             case .notFound:
                 throw .notFound
             }

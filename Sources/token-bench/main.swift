@@ -4,12 +4,15 @@
 // context (the floor no token can go under).
 //
 //   swift run -c release token-bench [seconds-per-round]
+//   token-bench --count N     mint N tokens untimed (for valgrind's allocation count)
 #if canImport(Glibc)
 import Glibc
 #endif
 import MagicBellJWT
 
-let secondsPerRound = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 1.0
+let arguments = Array(CommandLine.arguments.dropFirst())
+let fixedCount: Int? = arguments.first == "--count" ? arguments.dropFirst().first.flatMap(Int.init) : nil
+let secondsPerRound = fixedCount == nil ? (arguments.first.flatMap(Double.init) ?? 1.0) : 0
 let rounds = 5
 
 func now() -> Double {
@@ -50,6 +53,19 @@ _ = try email.withUnsafeBufferPointer { e in
 let tokenString = String(decoding: token, as: UTF8.self)
 _ = try TokenVerifier(secret: secret).verify(tokenString, now: issuedAt)
 let signingInputLength = token.lastIndex(of: UInt8(ascii: "."))!
+
+if let fixedCount {
+    email.withUnsafeBufferPointer { e in
+        externalID.withUnsafeBufferPointer { x in
+            for _ in 0..<fixedCount {
+                token.removeAll(keepingCapacity: true)
+                _ = try! minter.mint(email: e, externalID: x, issuedAt: issuedAt, into: &token)
+            }
+        }
+    }
+    print("minted \(fixedCount) tokens")
+    exit(0)
+}
 
 let hmac = try HMACSHA256(key: secret)
 var mac = [UInt8](repeating: 0, count: 32)

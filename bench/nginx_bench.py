@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Drives bench/nginx-bench: one nginx (1 worker) under its own prefix on
+loopback with three locations, loaded in interleaved rounds with wrk."""
+import argparse
+import datetime
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+API_KEY = "pk_JJUxO8amaaK21G08w9q0_218239574"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit(f"bench: {what} did not start")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def ms(text):
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+
+def wrk(url, duration, connections):
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    result = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": ms(re.search(r"50%\s+(\S+)", out).group(1)),
+        "p99": ms(re.search(r"99%\s+(\S+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "errors": 0,
+    }
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["errors"] = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket_errors.groups())) if socket_errors else 0)
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=0, help="responder workers (default: its own default)")
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="magicbell-bench.")
+    secret = secrets.token_hex(32)
+    env = dict(os.environ, MAGICBELL_API_KEY=API_KEY, MAGICBELL_SECRET_KEY=secret)
+    for key in ("MAGICBELL_SECRET_KEY_FILE", "MAGICBELL_PROJECT_TOKEN", "MAGICBELL_PROJECT_TOKEN_FILE", "MAGICBELL_MINT"):
+        env.pop(key, None)
+    procs = []
+    try:
+        conf = os.path.join(work, "conf")
+        os.makedirs(os.path.join(conf, "snippets"))
+        for sub in ("logs", "tmp", "run"):
+            os.makedirs(os.path.join(work, sub))
+        for name in ("magicbell-token.conf", "magicbell-fastcgi.conf"):
+            shutil.copy(os.path.join(ROOT, "nginx", name), os.path.join(conf, "snippets", name))
+        # The identity a site's auth would set; fixed here so only minting is measured.
+        with open(os.path.join(conf, "snippets", "magicbell-token-auth.conf"), "w") as f:
+            f.write('fastcgi_param MAGICBELL_USER_EXTERNAL_ID "usr_l70vln";\n'
+                    'fastcgi_param MAGICBELL_USER_EMAIL "person@example.com";\n')
+        shutil.copy(os.path.join(ROOT, "bench", "njs-mint.js"), os.path.join(conf, "njs-mint.js"))
+
+        socket_path = os.path.join(work, "run", "fcgi.sock")
+        serve = [args.binary, "serve", "--socket", socket_path, "--log-level", "warning"]
+        if args.workers:
+            serve += ["--workers", str(args.workers)]
+        responder = subprocess.Popen(serve, env=env, stderr=open(os.path.join(work, "logs", "responder.log"), "w"))
+        procs.append(responder)
+        wait_for(lambda: os.path.exists(socket_path), "the responder")
+
+        port = free_port()
+        # A token-sized body for the ceiling: the responder's answer is about 330 bytes.
+        body = json.dumps({"token": "x" * 280, "expires_at": 1795425255, "expires_in": 3600})
+        user = "user root;" if os.geteuid() == 0 else ""
+        with open(os.path.join(conf, "nginx.conf"), "w") as f:
+            f.write(f"""{user}
+load_module /usr/lib/nginx/modules/ngx_http_js_module.so;
+worker_processes 1;
+daemon off;
+pid {work}/run/nginx.pid;
+error_log {work}/logs/error.log;
+env MAGICBELL_SECRET_KEY;
+env MAGICBELL_API_KEY;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/tmp/body; fastcgi_temp_path {work}/tmp/fastcgi; proxy_temp_path {work}/tmp/proxy;
+    uwsgi_temp_path {work}/tmp/uwsgi; scgi_temp_path {work}/tmp/scgi;
+    js_import mint from njs-mint.js;
+    upstream magicbell_fcgi {{ server unix:{socket_path}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /static {{ default_type application/json; add_header Cache-Control no-store; return 200 '{body}'; }}
+        location = /njs/magicbell-token {{ js_content mint.mint; }}
+        include snippets/magicbell-token.conf;
+    }}
+}}
+""")
+        nginx = subprocess.Popen(["nginx", "-p", work, "-c", "conf/nginx.conf", "-e", f"{work}/logs/error.log"], env=env)
+        procs.append(nginx)
+        wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() is None, "nginx")
+
+        base = f"http://127.0.0.1:{port}"
+        import jwt
+        sizes = {}
+        for name, path in (("njs", "/njs/magicbell-token"), ("responder", "/magicbell-token")):
+            answer = urllib.request.urlopen(base + path).read()
+            claims = jwt.decode(json.loads(answer)["token"], secret, algorithms=["HS256"])
+            assert claims["user_external_id"] == "usr_l70vln" and claims["api_key"] == API_KEY, claims
+            sizes[name] = len(answer)
+        sizes["static"] = len(urllib.request.urlopen(base + "/static").read())
+        print(f"bench: tokens from njs and the responder verified with PyJWT; bodies {sizes} bytes", file=sys.stderr)
+
+        rss_before = rss_kib(responder.pid)
+        targets = [("static", "/static"), ("njs", "/njs/magicbell-token"), ("responder", "/magicbell-token")]
+        results = {name: [] for name, _ in targets}
+        cpu = []
+        for round_ in range(args.rounds):
+            for name, path in targets:
+                before = cpu_seconds(responder.pid)
+                result = wrk(base + path, args.duration, args.connections)
+                if name == "responder":
+                    cpu.append((cpu_seconds(responder.pid) - before) * 1e6 / max(1, result["requests"]))
+                results[name].append(result)
+                print(f"bench: round {round_ + 1} {name:9} {result['rps']:10.0f} req/s  p50 {result['p50']:.2f} ms  "
+                      f"p99 {result['p99']:.2f} ms  errors {result['errors']}", file=sys.stderr)
+        rss_after = rss_kib(responder.pid)
+
+        med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")} for name, runs in results.items()}
+        errors = {name: sum(r["errors"] for r in runs) for name, runs in results.items()}
+        print(f"\nnginx-bench {datetime.date.today()}: nginx 1 worker, wrk -t1 -c{args.connections} -d{args.duration}s, "
+              f"{args.rounds} interleaved rounds, medians; responder workers: {args.workers or 'default'}")
+        print("| what | req/s | p50 | p99 | errors |")
+        print("|---|---:|---:|---:|---:|")
+        labels = {"static": "(a) nginx `return 200`, same-size body", "njs": "(b) njs minting in nginx",
+                  "responder": "(c) magicbell-fcgi via the snippet"}
+        for name, _ in targets:
+            m = med[name]
+            print(f"| {labels[name]} | {m['rps']:,.0f} | {m['p50']:.2f} ms | {m['p99']:.2f} ms | {errors[name]} |")
+        c, a, b = med["responder"], med["static"], med["njs"]
+        print(f"\n(c)/(a) req/s {c['rps'] / a['rps']:.2f}   (c)/(b) req/s {c['rps'] / b['rps']:.2f}   "
+              f"(c)/(b) p99 {c['p99'] / b['p99']:.2f}")
+        print(f"responder CPU per request: {statistics.median(cpu):.1f} µs (median of rounds); "
+              f"RSS before {rss_before / 1024:.1f} MB, after {rss_after / 1024:.1f} MB")
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
