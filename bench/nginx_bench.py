@@ -78,6 +78,8 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=0, help="responder workers (default: its own default)")
+    parser.add_argument("--keepalive", type=int, default=0,
+                        help="FastCGI keep-alive: nginx keeps up to N idle connections to the responder (default: off)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="magicbell-bench.")
@@ -97,6 +99,8 @@ def main():
         with open(os.path.join(conf, "snippets", "magicbell-token-auth.conf"), "w") as f:
             f.write('fastcgi_param MAGICBELL_USER_EXTERNAL_ID "usr_l70vln";\n'
                     'fastcgi_param MAGICBELL_USER_EMAIL "person@example.com";\n')
+            if args.keepalive:
+                f.write("fastcgi_keep_conn on;\n")
         shutil.copy(os.path.join(ROOT, "bench", "njs-mint.js"), os.path.join(conf, "njs-mint.js"))
 
         socket_path = os.path.join(work, "run", "fcgi.sock")
@@ -126,7 +130,7 @@ http {{
     client_body_temp_path {work}/tmp/body; fastcgi_temp_path {work}/tmp/fastcgi; proxy_temp_path {work}/tmp/proxy;
     uwsgi_temp_path {work}/tmp/uwsgi; scgi_temp_path {work}/tmp/scgi;
     js_import mint from njs-mint.js;
-    upstream magicbell_fcgi {{ server unix:{socket_path}; }}
+    upstream magicbell_fcgi {{ server unix:{socket_path}; {f"keepalive {args.keepalive};" if args.keepalive else ""} }}
     server {{
         listen 127.0.0.1:{port};
         location = /static {{ default_type application/json; add_header Cache-Control no-store; return 200 '{body}'; }}
@@ -168,7 +172,8 @@ http {{
         med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")} for name, runs in results.items()}
         errors = {name: sum(r["errors"] for r in runs) for name, runs in results.items()}
         print(f"\nnginx-bench {datetime.date.today()}: nginx 1 worker, wrk -t1 -c{args.connections} -d{args.duration}s, "
-              f"{args.rounds} interleaved rounds, medians; responder workers: {args.workers or 'default'}")
+              f"{args.rounds} interleaved rounds, medians; responder workers: {args.workers or 'default'}, "
+              f"FastCGI keep-alive: {args.keepalive or 'off'}")
         print("| what | req/s | p50 | p99 | errors |")
         print("|---|---:|---:|---:|---:|")
         labels = {"static": "(a) nginx `return 200`, same-size body", "njs": "(b) njs minting in nginx",
