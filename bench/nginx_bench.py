@@ -78,8 +78,9 @@ def main():
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=0, help="responder workers (default: its own default)")
-    parser.add_argument("--keepalive", type=int, default=0,
-                        help="FastCGI keep-alive: nginx keeps up to N idle connections to the responder (default: off)")
+    parser.add_argument("--keepalive", type=int, default=32,
+                        help="nginx's idle FastCGI connections to the responder, as in nginx/magicbell-upstream.conf "
+                             "(default 32; 0 turns keep-alive off)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="magicbell-bench.")
@@ -99,8 +100,8 @@ def main():
         with open(os.path.join(conf, "snippets", "magicbell-token-auth.conf"), "w") as f:
             f.write('fastcgi_param MAGICBELL_USER_EXTERNAL_ID "usr_l70vln";\n'
                     'fastcgi_param MAGICBELL_USER_EMAIL "person@example.com";\n')
-            if args.keepalive:
-                f.write("fastcgi_keep_conn on;\n")
+            if not args.keepalive:
+                f.write("fastcgi_keep_conn off;\n")
         shutil.copy(os.path.join(ROOT, "bench", "njs-mint.js"), os.path.join(conf, "njs-mint.js"))
 
         socket_path = os.path.join(work, "run", "fcgi.sock")

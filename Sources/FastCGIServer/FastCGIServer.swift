@@ -16,11 +16,14 @@ public protocol FastCGIResponder: AnyObject {
 /// with its own `FCGX_Request` and `FCGX_Accept_r` loop (the model of fcgi2's
 /// examples/threaded.c).
 ///
-/// Accepting: the listen socket is non-blocking and each worker waits in its
-/// own epoll set on the listen socket (EPOLLEXCLUSIVE, so a connection wakes
-/// one worker, not all) and on a stop eventfd. `FCGX_Accept_r` then accepts
-/// without blocking; a worker that loses the race gets EAGAIN and waits again.
-/// A stop therefore reaches every idle worker at once.
+/// Waiting: all workers wait in one shared epoll set that holds the
+/// non-blocking listen socket, a stop eventfd, and every idle kept-alive
+/// connection (one-shot). Whichever worker is free takes the next event:
+/// `FCGX_Accept_r` accepts a new connection without blocking (a worker that
+/// loses the race gets EAGAIN and waits again), or reads the next request of
+/// a kept connection. An idle kept connection therefore holds no thread, so
+/// nginx's FastCGI keep-alive pool can be larger than the worker count, and a
+/// stop reaches every idle worker at once.
 public final class FastCGIServer: @unchecked Sendable {
     public struct Options: Sendable {
         public var workers: Int
@@ -48,6 +51,12 @@ public final class FastCGIServer: @unchecked Sendable {
     private let logger: Logger
     private let makeResponder: @Sendable () throws -> any FastCGIResponder
     private let stopFD: Int32
+    /// The epoll set every worker waits in (see the type's comment).
+    private let events: Int32
+    /// A request body left unread when the response is done is read and
+    /// dropped before its connection is kept, up to this many bytes; beyond,
+    /// the connection is closed instead.
+    static let maxBodyDrain = 1 << 20
 
     public init(socket: ListenSocket, options: Options, logger: Logger,
                 makeResponder: @escaping @Sendable () throws -> any FastCGIResponder) throws {
@@ -58,9 +67,24 @@ public final class FastCGIServer: @unchecked Sendable {
         self.makeResponder = makeResponder
         stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
         guard stopFD >= 0 else { throw ListenError("eventfd: \(lastError())") }
+        events = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard events >= 0 else { throw ListenError("epoll_create1: \(lastError())") }
+        guard Self.watch(events, socket.fd, EPOLLIN.rawValue), Self.watch(events, stopFD, EPOLLIN.rawValue) else {
+            throw ListenError("epoll_ctl: \(lastError())")
+        }
     }
 
-    deinit { close(stopFD) }
+    deinit {
+        close(stopFD)
+        close(events)
+    }
+
+    private static func watch(_ epoll: Int32, _ fd: Int32, _ flags: UInt32, modify: Bool = false) -> Bool {
+        var event = epoll_event()
+        event.events = flags
+        event.data.fd = fd
+        return epoll_ctl(epoll, modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event) == 0
+    }
 
     /// Asks every worker to finish its current request and exit.
     public func stop() {
@@ -130,27 +154,9 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    private enum Wake { case listen, stop }
+    private enum Wake: Equatable { case listen, stop, kept(Int32) }
 
     private func workerLoop(responder: any FastCGIResponder) {
-        let epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epollFD >= 0 else {
-            logger.critical("epoll_create1 failed", metadata: ["error": "\(lastError())"])
-            return
-        }
-        defer { close(epollFD) }
-        var listenEvent = epoll_event()
-        listenEvent.events = EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue
-        listenEvent.data.fd = socket.fd
-        var stopEvent = epoll_event()
-        stopEvent.events = EPOLLIN.rawValue
-        stopEvent.data.fd = stopFD
-        guard epoll_ctl(epollFD, EPOLL_CTL_ADD, socket.fd, &listenEvent) == 0,
-              epoll_ctl(epollFD, EPOLL_CTL_ADD, stopFD, &stopEvent) == 0 else {
-            logger.critical("epoll_ctl failed", metadata: ["error": "\(lastError())"])
-            return
-        }
-
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         FCGX_InitRequest(request, socket.fd, 0)
         defer {
@@ -163,11 +169,21 @@ public final class FastCGIServer: @unchecked Sendable {
         var stopping = false
 
         while true {
-            // Finish the previous request first, so a kept-alive connection can
-            // be watched for the stop signal instead of blocking in read().
-            FCGX_Finish_r(request)
-            if request.pointee.ipcFd >= 0 && !waitForKeptConnection(request.pointee.ipcFd) {
-                return
+            let wake: Wake = stopping ? .listen : wait()
+            switch wake {
+            case .stop:
+                // Serve what is already queued, where the queue can only shrink.
+                guard socket.drainsOnStop else { return }
+                stopping = true
+                continue
+            case .kept(let fd):
+                // Continue a kept connection on this worker's request. libfcgi
+                // has no call for it: the connection's whole state is these
+                // two fields (ipcFd, keepConnection), the same since fcgi 2.4.
+                request.pointee.ipcFd = fd
+                request.pointee.keepConnection = 1
+            case .listen:
+                break
             }
             let rc = FCGX_Accept_r(request)
             if rc == 0 {
@@ -179,17 +195,12 @@ public final class FastCGIServer: @unchecked Sendable {
                         _ = FCGX_PutStr($0.baseAddress, Int32($0.count), request.pointee.out)
                     }
                 }
+                finish(request)
                 continue
             }
             let error = -rc
-            if error == EAGAIN || error == EWOULDBLOCK {
-                // Nothing queued. When stopping, the queue is now drained.
-                if stopping || wait(epollFD) == .stop {
-                    if stopping || !socket.drainsOnStop { return }
-                    stopping = true // serve what is already queued, then exit
-                }
-            } else if error == EINTR {
-                continue
+            if error == EAGAIN || error == EWOULDBLOCK || error == EINTR {
+                if stopping { return } // the queue is drained
             } else {
                 logger.error("accept failed", metadata: ["error": "\(String(cString: strerror(error)))"])
                 if stopping { return }
@@ -200,33 +211,53 @@ public final class FastCGIServer: @unchecked Sendable {
         }
     }
 
-    private func wait(_ epollFD: Int32) -> Wake {
-        var events = (epoll_event(), epoll_event())
-        while true {
-            let count = withUnsafeMutableBytes(of: &events) { raw in
-                epoll_wait(epollFD, raw.baseAddress!.assumingMemoryBound(to: epoll_event.self), 2, -1)
+    /// Ends the request; a connection nginx keeps alive goes back to the
+    /// shared set, to be picked up by whichever worker is free.
+    private func finish(_ request: UnsafeMutablePointer<FCGX_Request>) {
+        if request.pointee.keepConnection != 0 && !drainBody(request) {
+            request.pointee.keepConnection = 0 // a body too large to skip: close instead
+        }
+        FCGX_Finish_r(request)
+        let fd = request.pointee.ipcFd
+        guard fd >= 0 else { return }
+        request.pointee.ipcFd = -1 // the connection now belongs to the set, not this request
+        if !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue, modify: true)
+            && !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue) {
+            close(fd)
+        }
+    }
+
+    /// Reads and drops what is left of the request body, so that the next
+    /// request on a kept connection starts at a record boundary.
+    private func drainBody(_ request: UnsafeMutablePointer<FCGX_Request>) -> Bool {
+        var scratch = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var drained = 0
+        return withUnsafeMutableBytes(of: &scratch) { buffer in
+            let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
+            while drained <= Self.maxBodyDrain {
+                let got = FCGX_GetStr(base, Int32(buffer.count), request.pointee.in)
+                if got <= 0 { return FCGX_GetError(request.pointee.in) == 0 }
+                drained += Int(got)
             }
+            return false
+        }
+    }
+
+    /// Waits for the next event: a new connection, a kept connection with a
+    /// request, or the stop signal.
+    private func wait() -> Wake {
+        var event = epoll_event()
+        while true {
+            let count = epoll_wait(events, &event, 1, -1)
             if count < 0 {
                 if errno == EINTR { continue }
                 return .stop
             }
-            if count >= 1 && (events.0.data.fd == stopFD || (count == 2 && events.1.data.fd == stopFD)) {
-                return .stop
-            }
-            if count >= 1 { return .listen }
-        }
-    }
-
-    /// Waits until the kept-alive connection has the next request (true) or a
-    /// stop is requested (false: the caller closes the connection).
-    private func waitForKeptConnection(_ fd: Int32) -> Bool {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
-        while true {
-            let ready = poll(&fds, 2, -1)
-            if ready < 0 { if errno == EINTR { continue }; return false }
-            if fds[0].revents != 0 { return true }
-            if fds[1].revents != 0 { return false }
+            if count == 0 { continue }
+            let fd = event.data.fd
+            if fd == stopFD { return .stop }
+            if fd == socket.fd { return .listen }
+            return .kept(fd)
         }
     }
 }

@@ -40,6 +40,47 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: path))
     }
 
+    @Test func idleKeptConnectionsHoldNoWorker() throws {
+        // One worker, two connections nginx keeps alive, used in turns: with a
+        // worker pinned to its idle connection, the second would never be read.
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1"])
+        let a = try Sockets.connectUnix(path: responder.socketPath!, timeout: 5)
+        let b = try Sockets.connectUnix(path: responder.socketPath!, timeout: 5)
+        defer { close(a); close(b) }
+        func ask(_ fd: Int32, _ user: String) throws -> String {
+            let params = [("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", user)]
+            try Sockets.writeAll(fd, FastCGIClient.begin(keepConnection: true)
+                + FastCGIClient.record(FastCGIClient.params, FastCGIClient.encodeParams(params))
+                + FastCGIClient.record(FastCGIClient.params, []) + FastCGIClient.record(FastCGIClient.stdin, []))
+            return String(decoding: try FastCGIClient.readResponse(fd), as: UTF8.self)
+        }
+        for round in 0..<3 {
+            #expect(try ask(a, "a\(round)").hasPrefix("Status: 200 OK"))
+            #expect(try ask(b, "b\(round)").hasPrefix("Status: 200 OK"))
+        }
+    }
+
+    @Test func aKeptConnectionSurvivesAnUnreadBody() throws {
+        // A body the responder does not read (here: a token POST) must not be
+        // taken for the next request on the same connection.
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let fd = try Sockets.connectUnix(path: responder.socketPath!, timeout: 5)
+        defer { close(fd) }
+        let params = [("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "u"),
+                      ("CONTENT_LENGTH", "40000")]
+        let body = [UInt8](repeating: UInt8(ascii: "x"), count: 20000)
+        for _ in 0..<2 {
+            try Sockets.writeAll(fd, FastCGIClient.begin(keepConnection: true)
+                + FastCGIClient.record(FastCGIClient.params, FastCGIClient.encodeParams(params))
+                + FastCGIClient.record(FastCGIClient.params, [])
+                + FastCGIClient.record(FastCGIClient.stdin, body) + FastCGIClient.record(FastCGIClient.stdin, body)
+                + FastCGIClient.record(FastCGIClient.stdin, []))
+            #expect(String(decoding: try FastCGIClient.readResponse(fd), as: UTF8.self).hasPrefix("Status: 200 OK"))
+        }
+    }
+
     @Test func anInFlightRequestIsFinishedAfterSIGTERM() throws {
         let scratch = try Scratch()
         let responder = try Responder(scratch: scratch)

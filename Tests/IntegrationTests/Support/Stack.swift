@@ -157,7 +157,7 @@ final class Nginx {
             proxy_temp_path \(prefix)/tmp/proxy;
             uwsgi_temp_path \(prefix)/tmp/uwsgi;
             scgi_temp_path \(prefix)/tmp/scgi;
-            upstream magicbell_fcgi { server \(upstream); }
+            upstream magicbell_fcgi { server \(upstream); keepalive 32; } # as nginx/magicbell-upstream.conf
             server {
                 listen 127.0.0.1:\(port);
                 include snippets/magicbell-token.conf;
