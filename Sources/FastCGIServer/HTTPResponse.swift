@@ -26,8 +26,9 @@ public struct HTTPResponse {
     }
 
     /// Adds a header with a dynamic value. CR, LF and NUL are dropped, so no
-    /// value can start a header or end the head early.
-    public mutating func addHeader(_ name: StaticString, _ value: String) {
+    /// value can start a header or end the head early. (Labelled, so that a
+    /// literal value takes the copy-free `StaticString` overload above.)
+    public mutating func addHeader(_ name: StaticString, string value: String) {
         let clean = value.utf8.filter { $0 != 0x0D && $0 != 0x0A && $0 != 0 }
         clean.withUnsafeBytes { appendLine(name, $0) }
     }

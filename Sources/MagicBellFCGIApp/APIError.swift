@@ -82,7 +82,7 @@ public struct APIError: Error, Equatable {
     /// Writes this error into `response`, replacing any body already there.
     public func write(to response: inout HTTPResponse) {
         response.setStatus(status)
-        if let allow { response.addHeader("Allow", allow) }
+        if let allow { response.addHeader("Allow", string: allow) }
         response.addHeader("Content-Type", "application/json")
         Self.addNoStoreHeaders(to: &response)
         response.body.removeAll(keepingCapacity: true)

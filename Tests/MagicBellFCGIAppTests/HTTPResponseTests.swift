@@ -15,7 +15,7 @@ import Testing
 
     @Test func dynamicHeaderValuesCannotInjectLines() {
         var response = HTTPResponse()
-        response.addHeader("X-Test", "a\r\nSet-Cookie: x=1\u{0}")
+        response.addHeader("X-Test", string: "a\r\nSet-Cookie: x=1\u{0}")
         var wire: [UInt8] = []
         response.serialize(into: &wire)
         #expect(String(decoding: wire, as: UTF8.self).contains("X-Test: aSet-Cookie: x=1\r\n"))
