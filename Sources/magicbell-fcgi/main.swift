@@ -87,16 +87,29 @@ struct Serve: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "magicbell-fcgi")
-        let configuration = try loadConfiguration()
-        // Admin calls may wait on MagicBell; tokens must always find a free worker.
-        if let bound = configuration.adminMaxConcurrent, bound >= workers {
-            throw fail("MAGICBELL_ADMIN_MAX_CONCURRENT (\(bound)) must be less than --workers (\(workers)), "
-                + "so that token requests always have a free worker", configurationExitCode)
+        let configuration: Configuration
+        do {
+            configuration = try loadChecked(workers: workers)
+        } catch {
+            throw fail("\(error)", configurationExitCode)
         }
         if workers == 1 && configuration.projectToken != nil {
             logger.warning("with --workers 1, an admin call waiting on MagicBell holds up token requests")
         }
-        let context = AppContext(configuration: configuration, logger: logger, workers: workers)
+        let holder = ContextHolder(AppContext(configuration: configuration, logger: logger, workers: workers))
+        let workers = self.workers
+        // SIGHUP: read the environment's files again (rotated secrets) and
+        // swap the configuration in; a bad one is refused, the old one stays.
+        let reload = {
+            do {
+                let fresh = try loadChecked(workers: workers)
+                holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers))
+                logger.notice("configuration reloaded")
+            } catch {
+                logger.error("configuration reload refused; the current configuration stays in force",
+                             metadata: ["error": "\(error)"])
+            }
+        }
 
         let address: ListenAddress
         if let socketPath {
@@ -109,13 +122,24 @@ struct Serve: ParsableCommand {
         do {
             let socket = try ListenSocket.open(address)
             let server = try FastCGIServer(socket: socket, options: .init(workers: workers), logger: logger) {
-                try MagicBellResponder(context: context)
+                try MagicBellResponder(holder: holder)
             }
-            try server.run()
+            try server.run(onHangup: reload)
         } catch let error as ListenError {
             throw fail(error.description, .failure)
         }
     }
+}
+
+/// The configuration from the environment, checked against the worker count:
+/// admin calls may wait on MagicBell, and tokens must always find a free worker.
+func loadChecked(workers: Int) throws(ConfigurationError) -> Configuration {
+    let configuration = try Configuration.load(from: ProcessInfo.processInfo.environment)
+    if let bound = configuration.adminMaxConcurrent, bound >= workers {
+        throw ConfigurationError("MAGICBELL_ADMIN_MAX_CONCURRENT",
+            "(\(bound)) must be less than --workers (\(workers)), so that token requests always have a free worker")
+    }
+    return configuration
 }
 
 struct Mint: ParsableCommand {
