@@ -169,11 +169,9 @@ public final class FastCGIServer: @unchecked Sendable {
         var stopping = false
 
         while true {
-            let wake: Wake = stopping ? .listen : wait()
-            switch wake {
+            switch stopping ? nextWhileStopping() : wait() {
             case .stop:
-                // Serve what is already queued, where the queue can only shrink.
-                guard socket.drainsOnStop else { return }
+                if stopping { return } // nothing is left to serve
                 stopping = true
                 continue
             case .kept(let fd):
@@ -200,7 +198,7 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             let error = -rc
             if error == EAGAIN || error == EWOULDBLOCK || error == EINTR {
-                if stopping { return } // the queue is drained
+                continue
             } else {
                 logger.error("accept failed", metadata: ["error": "\(String(cString: strerror(error)))"])
                 if stopping { return }
@@ -241,6 +239,35 @@ public final class FastCGIServer: @unchecked Sendable {
             }
             return false
         }
+    }
+
+    /// After a stop: what is still to be served. Requests already sent on
+    /// kept connections are answered, and, on a unix socket this process
+    /// created (its path is gone, so the queue only shrinks), so are the
+    /// connections queued on it. `.stop` when nothing is left.
+    ///
+    /// One event per call: a one-shot kept connection that was dequeued but
+    /// not served would never be reported again. The stop eventfd is always
+    /// ready and level-triggered, so it comes back after the other ready
+    /// entries: seeing it twice in a row means nothing else is ready.
+    private func nextWhileStopping() -> Wake {
+        var event = epoll_event()
+        var stopsSeen = 0
+        while stopsSeen < 2 {
+            let count = epoll_wait(events, &event, 1, 0)
+            if count < 0 && errno == EINTR { continue }
+            guard count == 1 else { break }
+            let fd = event.data.fd
+            if fd == stopFD {
+                stopsSeen += 1
+            } else if fd == socket.fd {
+                // Left for the next process otherwise (or refused on TCP).
+                if socket.drainsOnStop { return .listen }
+            } else {
+                return .kept(fd)
+            }
+        }
+        return .stop
     }
 
     /// Waits for the next event: a new connection, a kept connection with a

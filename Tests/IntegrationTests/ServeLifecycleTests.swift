@@ -81,6 +81,38 @@ import Testing
         }
     }
 
+    @Test func aRequestWaitingOnAKeptConnectionIsServedAfterSIGTERM() throws {
+        // One worker busy with a half-sent request on A; SIGTERM; then a full
+        // request on B, a kept connection that was idle. Both must be answered.
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1"])
+        let path = responder.socketPath!
+        let b = try Sockets.connectUnix(path: path, timeout: 5)
+        defer { close(b) }
+        func kept(_ user: String) -> [UInt8] {
+            let params = [("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", user)]
+            return FastCGIClient.begin(keepConnection: true) + FastCGIClient.record(FastCGIClient.params, FastCGIClient.encodeParams(params))
+                + FastCGIClient.record(FastCGIClient.params, []) + FastCGIClient.record(FastCGIClient.stdin, [])
+        }
+        try Sockets.writeAll(b, kept("b0"))
+        #expect(String(decoding: try FastCGIClient.readResponse(b), as: UTF8.self).hasPrefix("Status: 200 OK")) // B now idle, kept
+        // (libfcgi drops a unix connection that sends nothing for 2 s after
+        // accept, so A connects only now, with its first bytes.)
+        let a = try Sockets.connectUnix(path: path, timeout: 5)
+        defer { close(a) }
+        let requestA = kept("a")
+        try Sockets.writeAll(a, Array(requestA.prefix(20)))
+        usleep(200_000) // the only worker now waits for the rest of A
+        responder.child.signal(SIGTERM)
+        #expect(Sockets.waitUntil { !FileManager.default.fileExists(atPath: path) })
+        usleep(100_000)
+        try Sockets.writeAll(b, kept("b1"))
+        try Sockets.writeAll(a, Array(requestA.dropFirst(20)))
+        #expect(String(decoding: try FastCGIClient.readResponse(a), as: UTF8.self).hasPrefix("Status: 200 OK"))
+        #expect(String(decoding: try FastCGIClient.readResponse(b), as: UTF8.self).hasPrefix("Status: 200 OK"))
+        #expect(responder.child.waitForExit() == 0)
+    }
+
     @Test func anInFlightRequestIsFinishedAfterSIGTERM() throws {
         let scratch = try Scratch()
         let responder = try Responder(scratch: scratch)
