@@ -59,10 +59,16 @@ final class TokenEndpoint {
                 throw .unauthenticated
             }
         }
-        response.body.append(contentsOf: #"","expires_at":"#.utf8)
+        response.body.append(UInt8(ascii: "\""))
+        Self.finishAnswer(expiresAt: expiresAt, expiresIn: minter.ttl, &response)
+    }
+
+    /// Appends `,"expires_at":…,"expires_in":…}` after the token and sets the headers.
+    private static func finishAnswer(expiresAt: Int, expiresIn: Int, _ response: inout HTTPResponse) {
+        response.body.append(contentsOf: #","expires_at":"#.utf8)
         ClaimsJSON.appendInteger(expiresAt, to: &response.body)
         response.body.append(contentsOf: #","expires_in":"#.utf8)
-        ClaimsJSON.appendInteger(minter.ttl, to: &response.body)
+        ClaimsJSON.appendInteger(expiresIn, to: &response.body)
         response.body.append(UInt8(ascii: "}"))
         response.addHeader("Content-Type", "application/json")
         APIError.addNoStoreHeaders(to: &response)
@@ -103,13 +109,7 @@ final class TokenEndpoint {
             .map { Int($0.timeIntervalSince1970) } ?? now + minter.ttl
         response.body.append(contentsOf: #"{"token":"#.utf8)
         try? ClaimsJSON.appendString(created.token, to: &response.body)
-        response.body.append(contentsOf: #","expires_at":"#.utf8)
-        ClaimsJSON.appendInteger(expiresAt, to: &response.body)
-        response.body.append(contentsOf: #","expires_in":"#.utf8)
-        ClaimsJSON.appendInteger(max(0, expiresAt - now), to: &response.body)
-        response.body.append(UInt8(ascii: "}"))
-        response.addHeader("Content-Type", "application/json")
-        APIError.addNoStoreHeaders(to: &response)
+        Self.finishAnswer(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), &response)
     }
 
     /// Exactly `GET` or `POST`: methods are case-sensitive (RFC 9110 §9.1).
