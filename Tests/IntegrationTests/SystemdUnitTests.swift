@@ -1,0 +1,31 @@
+import Foundation
+import Testing
+
+/// examples/systemd/ must be units systemd accepts as they are.
+@Suite struct SystemdUnitTests {
+    @Test func theUnitsPassSystemdAnalyzeVerify() throws {
+        let analyze = "/usr/bin/systemd-analyze"
+        try #require(FileManager.default.isExecutableFile(atPath: analyze), "systemd-analyze (Debian's systemd) is needed")
+        let scratch = try Scratch()
+        let source = Project.root.appendingPathComponent("examples/systemd").path
+        var units: [String] = []
+        for name in ["magicbell-fcgi.socket", "magicbell-fcgi.service"] {
+            // The units name the installed binary; point them at the one under test.
+            let text = try String(contentsOfFile: "\(source)/\(name)", encoding: .utf8)
+                .replacingOccurrences(of: "/usr/local/bin/magicbell-fcgi", with: Project.binary)
+            try text.write(toFile: scratch.file(name), atomically: true, encoding: .utf8)
+            units.append(scratch.file(name))
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: analyze)
+        process.arguments = ["verify"] + units
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(text.isEmpty, "systemd-analyze verify reported: \(text)") // warnings (unknown keys) count too
+    }
+}
