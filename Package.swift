@@ -68,7 +68,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MagicBellJWTTests",
-            dependencies: ["MagicBellJWT"]
+            dependencies: ["MagicBellJWT", "TestSupport"]
         ),
         .target(
             name: "TestSupport",

@@ -1,48 +1,28 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `mint`, `verify`, `check-config`, `--help`, `--version` on the real binary.
 @Suite struct CommandLineTests {
-    struct Run {
-        let status: Int32
-        let stdout: String
-        let stderr: String
-    }
-
-    static func run(_ arguments: [String], environment: [String: String] = Responder.environment(), stdin: String? = nil) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Project.binary)
-        process.arguments = arguments
-        process.environment = environment
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
-        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus,
-                   stdout: String(decoding: stdoutData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines),
-                   stderr: String(decoding: stderrData, as: UTF8.self))
+    static func run(_ arguments: [String], environment: [String: String] = Responder.environment(),
+                    stdin: String? = nil) throws -> ProcessResult {
+        try runProcess(Project.binary, arguments, environment: environment, stdin: stdin)
     }
 
     @Test func mintPrintsATokenThatVerifyAndPyJWTAccept() throws {
         let minted = try Self.run(["mint", "--external-id", "cli-user", "--email", "cli@example.com", "--ttl", "120"])
         #expect(minted.status == 0)
-        let claims = try PyJWT.decode(minted.stdout)
+        let claims = try PyJWT.decode(minted.output)
         #expect(claims["user_external_id"] as? String == "cli-user")
         #expect(claims["user_email"] as? String == "cli@example.com")
         #expect((claims["exp"] as? Int).map { $0 - (claims["iat"] as? Int ?? 0) } == 120)
 
-        let verified = try Self.run(["verify", minted.stdout])
+        let verified = try Self.run(["verify", minted.output])
         #expect(verified.status == 0)
-        let printed = try JSONSerialization.jsonObject(with: Data(verified.stdout.utf8)) as? [String: Any]
+        let printed = try JSONSerialization.jsonObject(with: Data(verified.output.utf8)) as? [String: Any]
         #expect(printed?["user_external_id"] as? String == "cli-user")
 
-        let fromStdin = try Self.run(["verify", "-"], stdin: minted.stdout + "\n")
+        let fromStdin = try Self.run(["verify", "-"], stdin: minted.output + "\n")
         #expect(fromStdin.status == 0)
     }
 
@@ -54,13 +34,13 @@ import Testing
 
     @Test func mintJSONIsTheEndpointAnswer() throws {
         let run = try Self.run(["mint", "--email", "a@example.com", "--json"])
-        let json = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let json = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
         #expect(Set(json?.keys ?? [:].keys) == ["token", "expires_at", "expires_in"])
         #expect(json?["expires_in"] as? Int == 600)
     }
 
     @Test func verifyRejectsTamperedForeignAndAlgNoneTokens() throws {
-        let token = try Self.run(["mint", "--external-id", "u"]).stdout
+        let token = try Self.run(["mint", "--external-id", "u"]).output
         let parts = token.split(separator: ".").map(String.init)
 
         let foreign = try Self.run(["verify", token], environment: Responder.environment(["MAGICBELL_SECRET_KEY": "other"]))
@@ -89,15 +69,7 @@ import Testing
         sig = b(hmac.new(sys.argv[1].encode(), (head + "." + body).encode(), hashlib.sha256).digest())
         print(head + "." + body + "." + sig)
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, Project.secret]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let token = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        process.waitUntilExit()
+        let token = try runProcess("python3", ["-c", script, Project.secret]).output
         let run = try Self.run(["verify", token])
         #expect(run.status == 1)
         #expect(run.stderr.contains("expired"))
@@ -106,9 +78,9 @@ import Testing
     @Test func checkConfigSummarizesWithoutTheSecret() throws {
         let ok = try Self.run(["check-config"])
         #expect(ok.status == 0)
-        #expect(ok.stdout.contains(Project.apiKey))
-        #expect(ok.stdout.contains("configuration OK"))
-        #expect(!ok.stdout.contains(Project.secret) && !ok.stderr.contains(Project.secret))
+        #expect(ok.output.contains(Project.apiKey))
+        #expect(ok.output.contains("configuration OK"))
+        #expect(!ok.output.contains(Project.secret) && !ok.stderr.contains(Project.secret))
 
         let both = try Self.run(["check-config"], environment: Responder.environment(["MAGICBELL_SECRET_KEY_FILE": "/etc/hostname"]))
         #expect(both.status == 78)
@@ -120,11 +92,11 @@ import Testing
         let help = try Self.run(["--help"])
         #expect(help.status == 0)
         for word in ["serve", "mint", "verify", "check-config", "MAGICBELL_API_KEY", "MAGICBELL_SECRET_KEY_FILE", "MAGICBELL_TOKEN_TTL"] {
-            #expect(help.stdout.contains(word), "\(word)")
+            #expect(help.output.contains(word), "\(word)")
         }
         let serveHelp = try Self.run(["serve", "--help"])
-        for word in ["--socket", "--socket-mode", "--listen", "--workers"] { #expect(serveHelp.stdout.contains(word)) }
+        for word in ["--socket", "--socket-mode", "--listen", "--workers"] { #expect(serveHelp.output.contains(word)) }
         let version = try Self.run(["--version"])
-        #expect(version.status == 0 && version.stdout.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil)
+        #expect(version.status == 0 && version.output.range(of: #"^\d+\.\d+\.\d+$"#, options: .regularExpression) != nil)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// examples/systemd/ must be units systemd accepts as they are.
 @Suite struct SystemdUnitTests {
@@ -16,16 +17,9 @@ import Testing
             try text.write(toFile: scratch.file(name), atomically: true, encoding: .utf8)
             units.append(scratch.file(name))
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: analyze)
-        process.arguments = ["verify"] + units
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        #expect(text.isEmpty, "systemd-analyze verify reported: \(text)") // warnings (unknown keys) count too
+        let result = try runProcess(analyze, ["verify"] + units)
+        #expect(result.status == 0)
+        // Warnings (unknown keys, …) count too.
+        #expect(result.stdout.isEmpty && result.stderr.isEmpty, "systemd-analyze verify reported: \(result.stdout)\(result.stderr)")
     }
 }

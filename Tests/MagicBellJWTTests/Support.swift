@@ -1,5 +1,6 @@
 import Foundation
 @testable import MagicBellJWT
+import TestSupport
 
 /// A deterministic generator, so a failing property test names its seed.
 struct SplitMix64: RandomNumberGenerator {
@@ -35,19 +36,7 @@ enum Fixture {
 
     /// Runs a program and returns its standard output (trimmed); nil if it failed.
     static func run(_ arguments: [String], stdin: String? = nil) throws -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let result = try runProcess(arguments[0], Array(arguments.dropFirst()), stdin: stdin)
+        return result.status == 0 ? result.output : nil
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import TestSupport
 
 /// Paths the tests need: the repository and the binary under test.
 enum Project {
@@ -199,15 +200,7 @@ final class Nginx {
     }
 
     static func run(_ executable: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try runProcess(executable, arguments).output
     }
 }
 
@@ -273,19 +266,10 @@ enum PyJWT {
         import json, sys, jwt
         print(json.dumps(jwt.decode(sys.argv[1], sys.argv[2], algorithms=["HS256"], options={"require": ["exp", "iat"]})))
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, token, secret]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let claims = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw Sockets.Failure(description: "PyJWT rejected the token: \(String(decoding: errors, as: UTF8.self))")
+        let result = try runProcess("python3", ["-c", script, token, secret])
+        guard result.status == 0,
+              let claims = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw Sockets.Failure(description: "PyJWT rejected the token: \(result.stderr)")
         }
         return claims
     }
