@@ -83,6 +83,10 @@ let package = Package(
             dependencies: ["MagicBellFCGIApp", "FastCGIServer"]
         ),
         .testTarget(
+            name: "FastCGIServerTests",
+            dependencies: ["FastCGIServer", "TestSupport"]
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["MagicBellJWT", "TestSupport"]
         ),

@@ -9,4 +9,10 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <signal.h>
+#include <sys/socket.h>
+
+// accept4 is a GNU extension the Glibc module does not declare; the worker
+// accepts connections itself, close-on-exec, and hands them to libfcgi.
+int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
+static inline int mbf_accept_cloexec(int fd) { return accept4(fd, 0, 0, SOCK_CLOEXEC); }
 #endif

@@ -17,22 +17,35 @@ public protocol FastCGIResponder: AnyObject {
 /// examples/threaded.c).
 ///
 /// Waiting: all workers wait in one shared epoll set that holds the
-/// non-blocking listen socket, a stop eventfd, and every idle kept-alive
-/// connection (one-shot). Whichever worker is free takes the next event:
-/// `FCGX_Accept_r` accepts a new connection without blocking (a worker that
-/// loses the race gets EAGAIN and waits again), or reads the next request of
-/// a kept connection. An idle kept connection therefore holds no thread, so
-/// nginx's FastCGI keep-alive pool can be larger than the worker count, and a
-/// stop reaches every idle worker at once.
+/// non-blocking listen socket, a stop eventfd, and every idle connection
+/// (one-shot). Whichever worker is free takes the next event: it accepts a
+/// new connection (a worker that loses the race gets EAGAIN and waits
+/// again), or takes up a connection that has data. An idle connection, kept
+/// alive by nginx or just opened, therefore holds no thread, so nginx's
+/// FastCGI keep-alive pool can be larger than the worker count, and a stop
+/// reaches every idle worker at once.
+///
+/// Checking: before libfcgi reads a request, its header block is peeked at
+/// and checked (`FastCGIPreflight`); a malformed one closes that connection
+/// with one log line. Reads and writes time out after `ioTimeout`.
 public final class FastCGIServer: @unchecked Sendable {
     public struct Options: Sendable {
         public var workers: Int
         /// How long a stop waits for in-flight requests before exiting anyway.
         public var drainTimeout: Double
+        /// The longest a worker waits on one read or write of a connection,
+        /// or for the rest of a request's header block once it has begun.
+        /// nginx sends a request whole, so only a broken peer gets near it.
+        public var ioTimeout: Double
+        /// The largest header block (BEGIN_REQUEST and PARAMS) accepted.
+        public var maxHeaderBytes: Int
 
-        public init(workers: Int = FastCGIServer.defaultWorkers, drainTimeout: Double = 10) {
+        public init(workers: Int = FastCGIServer.defaultWorkers, drainTimeout: Double = 10, ioTimeout: Double = 10,
+                    maxHeaderBytes: Int = FastCGIPreflight.defaultLimit) {
             self.workers = workers
             self.drainTimeout = drainTimeout
+            self.ioTimeout = ioTimeout
+            self.maxHeaderBytes = maxHeaderBytes
         }
     }
 
@@ -158,10 +171,14 @@ public final class FastCGIServer: @unchecked Sendable {
 
     private func workerLoop(responder: any FastCGIResponder) {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
-        FCGX_InitRequest(request, socket.fd, 0)
+        // No listen socket for libfcgi: this loop accepts (and checks) every
+        // connection itself and only hands libfcgi one that has a request.
+        FCGX_InitRequest(request, -1, 0)
+        let peek = UnsafeMutableRawBufferPointer.allocate(byteCount: options.maxHeaderBytes, alignment: 8)
         defer {
             FCGX_Free(request, 1)
             request.deallocate()
+            peek.deallocate()
         }
         var response = HTTPResponse()
         var wire: [UInt8] = []
@@ -169,43 +186,124 @@ public final class FastCGIServer: @unchecked Sendable {
         var stopping = false
 
         while true {
+            let fd: Int32
             switch stopping ? nextWhileStopping() : wait() {
             case .stop:
                 if stopping { return } // nothing is left to serve
                 stopping = true
                 continue
-            case .kept(let fd):
-                // Continue a kept connection on this worker's request. libfcgi
-                // has no call for it: the connection's whole state is these
-                // two fields (ipcFd, keepConnection), the same since fcgi 2.4.
-                request.pointee.ipcFd = fd
-                request.pointee.keepConnection = 1
+            case .kept(let kept):
+                fd = kept
             case .listen:
-                break
+                guard let accepted = accept() else { continue }
+                fd = accepted
             }
+            guard checkHeader(fd, peek) else { continue }
+
+            // Hand the connection to libfcgi. It has no call for it: a
+            // connection's whole state is these two fields (ipcFd,
+            // keepConnection), the same since fcgi 2.4.
+            request.pointee.ipcFd = fd
+            request.pointee.keepConnection = 1
             let rc = FCGX_Accept_r(request)
-            if rc == 0 {
-                response.reset()
-                responder.respond(to: FastCGIRequest(raw: request), with: &response)
-                response.serialize(into: &wire)
-                wire.withUnsafeBufferPointer { bytes in
-                    bytes.withMemoryRebound(to: CChar.self) {
-                        _ = FCGX_PutStr($0.baseAddress, Int32($0.count), request.pointee.out)
-                    }
-                }
-                finish(request)
+            guard rc == 0 else {
+                // libfcgi closed it (a read failed or timed out).
+                logger.warning("dropped a FastCGI connection", metadata: ["error": "\(String(cString: strerror(-rc)))"])
                 continue
             }
-            let error = -rc
-            if error == EAGAIN || error == EWOULDBLOCK || error == EINTR {
-                continue
-            } else {
+            response.reset()
+            responder.respond(to: FastCGIRequest(raw: request), with: &response)
+            response.serialize(into: &wire)
+            wire.withUnsafeBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) {
+                    _ = FCGX_PutStr($0.baseAddress, Int32($0.count), request.pointee.out)
+                }
+            }
+            finish(request)
+        }
+    }
+
+    /// Accepts one connection, or nil if another worker got it first.
+    private func accept() -> Int32? {
+        let fd = mbf_accept_cloexec(socket.fd)
+        guard fd >= 0 else {
+            let error = errno
+            if error != EAGAIN && error != EWOULDBLOCK && error != EINTR && error != ECONNABORTED {
                 logger.error("accept failed", metadata: ["error": "\(String(cString: strerror(error)))"])
-                if stopping { return }
                 if error == EMFILE || error == ENFILE || error == ENOMEM || error == ENOBUFS {
                     usleep(10_000) // out of descriptors: back off instead of spinning
                 }
             }
+            return nil
+        }
+        // Blocking, as libfcgi expects, but never for longer than ioTimeout.
+        var timeout = timeval(tv_sec: Int(options.ioTimeout),
+                              tv_usec: Int(options.ioTimeout.truncatingRemainder(dividingBy: 1) * 1e6))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// True when the connection's next request has a complete, well-formed
+    /// header block (see `FastCGIPreflight`). Otherwise the connection is
+    /// closed (logged if it was malformed or stalled), or, if nothing has
+    /// arrived yet, parked in the shared set until something does.
+    private func checkHeader(_ fd: Int32, _ peek: UnsafeMutableRawBufferPointer) -> Bool {
+        var waited = 0.0
+        var pauseMilliseconds: Int32 = 1
+        while true {
+            let got = recv(fd, peek.baseAddress, peek.count, Int32(MSG_PEEK | MSG_DONTWAIT))
+            if got == 0 { // the peer closed between requests: the normal end of a kept connection
+                close(fd)
+                return false
+            }
+            if got < 0 {
+                let error = errno
+                if error == EINTR { continue }
+                if error == EAGAIN || error == EWOULDBLOCK {
+                    park(fd) // connected, nothing sent yet
+                    return false
+                }
+                close(fd)
+                return false
+            }
+            switch FastCGIPreflight.check(UnsafeRawBufferPointer(rebasing: peek[..<got]), limit: peek.count) {
+            case .ready:
+                return true
+            case .invalid(let reason):
+                return refuse(fd, reason)
+            case .incomplete:
+                // Part of a header block: the rest is normally a moment
+                // behind. A peek cannot wait for *more* data, so wait in
+                // short steps for the peer to hang up, bounded by ioTimeout.
+                if waited >= options.ioTimeout {
+                    return refuse(fd, "header block incomplete after \(options.ioTimeout) s")
+                }
+                var hangup = pollfd(fd: fd, events: Self.pollRDHUP, revents: 0)
+                if poll(&hangup, 1, pauseMilliseconds) > 0 {
+                    return refuse(fd, "connection closed inside the header block")
+                }
+                waited += Double(pauseMilliseconds) / 1000
+                pauseMilliseconds = min(pauseMilliseconds * 2, 20)
+            }
+        }
+    }
+
+    /// POLLRDHUP (Linux): the peer shut down its side. Glibc's Swift module
+    /// leaves it out, as a GNU extension.
+    private static let pollRDHUP: Int16 = 0x2000
+
+    private func refuse(_ fd: Int32, _ reason: String) -> Bool {
+        logger.warning("refused a malformed FastCGI request", metadata: ["reason": "\(reason)"])
+        close(fd)
+        return false
+    }
+
+    /// Puts a connection in the shared set, to be served when it has data.
+    private func park(_ fd: Int32) {
+        if !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue, modify: true)
+            && !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue) {
+            close(fd)
         }
     }
 
@@ -213,16 +311,17 @@ public final class FastCGIServer: @unchecked Sendable {
     /// shared set, to be picked up by whichever worker is free.
     private func finish(_ request: UnsafeMutablePointer<FCGX_Request>) {
         if request.pointee.keepConnection != 0 && !drainBody(request) {
-            request.pointee.keepConnection = 0 // a body too large to skip: close instead
+            request.pointee.keepConnection = 0 // a body too large to skip, or broken: close instead
+        }
+        if FCGX_GetError(request.pointee.in) != 0 {
+            // libfcgi closes the connection in FCGX_Finish_r.
+            logger.warning("a FastCGI connection broke during its request")
         }
         FCGX_Finish_r(request)
         let fd = request.pointee.ipcFd
         guard fd >= 0 else { return }
         request.pointee.ipcFd = -1 // the connection now belongs to the set, not this request
-        if !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue, modify: true)
-            && !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue) {
-            close(fd)
-        }
+        park(fd)
     }
 
     /// Reads and drops what is left of the request body, so that the next

@@ -18,11 +18,18 @@ extension RequestParameters {
     }
 }
 
+/// A request body as read, bounded.
+public enum RequestBody: Equatable {
+    case complete([UInt8])
+    /// Longer than the limit (at most `limit + 1` bytes were read).
+    case tooLarge
+    /// The connection failed or the stream broke before the body's end.
+    case incomplete
+}
+
 /// Reads a request's body (FastCGI stdin).
 public protocol RequestBodyReader {
-    /// The whole body, or nil if it is longer than `limit` bytes (then at
-    /// most `limit + 1` bytes were read).
-    func readBody(limit: Int) -> [UInt8]?
+    func readBody(limit: Int) -> RequestBody
 }
 
 /// One accepted libfcgi request, seen by a responder on its worker thread.
@@ -42,7 +49,7 @@ public struct FastCGIRequest: RequestParameters, RequestBodyReader {
 }
 
 extension FastCGIRequest {
-    public func readBody(limit: Int) -> [UInt8]? {
+    public func readBody(limit: Int) -> RequestBody {
         var body: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
         while body.count <= limit {
@@ -53,6 +60,8 @@ extension FastCGIRequest {
             if got <= 0 { break }
             body.append(contentsOf: chunk[..<Int(got)])
         }
-        return body.count > limit ? nil : body
+        if body.count > limit { return .tooLarge }
+        // A short read is the end of stdin only if the stream has no error.
+        return FCGX_GetError(raw.pointee.in) == 0 ? .complete(body) : .incomplete
     }
 }

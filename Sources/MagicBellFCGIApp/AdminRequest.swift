@@ -126,8 +126,11 @@ enum AdminRequest {
         if let length = request.string("CONTENT_LENGTH").flatMap(Int.init), length > maxBodyBytes {
             throw .bodyTooLarge(maxBodyBytes)
         }
-        guard let bytes = request.readBody(limit: maxBodyBytes) else { throw .bodyTooLarge(maxBodyBytes) }
-        return try validate(kind, json: bytes)
+        switch request.readBody(limit: maxBodyBytes) {
+        case .complete(let bytes): return try validate(kind, json: bytes)
+        case .tooLarge: throw .bodyTooLarge(maxBodyBytes)
+        case .incomplete: throw .invalid("incomplete_body", "The request body ended before its end.")
+        }
     }
 
     /// Validates a create body and returns it re-serialized: exactly the

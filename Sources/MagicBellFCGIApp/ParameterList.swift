@@ -27,8 +27,8 @@ public final class ParameterList: RequestParameters, RequestBodyReader {
         for buffer in storage.values { buffer.deallocate() }
     }
 
-    public func readBody(limit: Int) -> [UInt8]? {
-        body.count > limit ? nil : body
+    public func readBody(limit: Int) -> RequestBody {
+        body.count > limit ? .tooLarge : .complete(body)
     }
 
     public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? {

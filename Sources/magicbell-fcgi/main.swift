@@ -61,6 +61,11 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Worker threads (default: 4 per CPU, at least 4; here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
     var workers: Int = FastCGIServer.defaultWorkers
 
+    @Option(name: .customLong("io-timeout"),
+            help: ArgumentHelp("Seconds a worker waits on one read or write of a FastCGI connection (nginx's side).",
+                               valueName: "SECONDS"))
+    var ioTimeout: Double = 10
+
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
@@ -76,6 +81,7 @@ struct Serve: ParsableCommand {
         guard (1...FastCGIServer.maxWorkers).contains(workers) else {
             throw ValidationError("--workers must be from 1 to \(FastCGIServer.maxWorkers)")
         }
+        guard ioTimeout >= 0.1 && ioTimeout <= 3600 else { throw ValidationError("--io-timeout must be from 0.1 to 3600 seconds") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
     }
 
@@ -121,7 +127,7 @@ struct Serve: ParsableCommand {
         }
         do {
             let socket = try ListenSocket.open(address)
-            let server = try FastCGIServer(socket: socket, options: .init(workers: workers), logger: logger) {
+            let server = try FastCGIServer(socket: socket, options: .init(workers: workers, ioTimeout: ioTimeout), logger: logger) {
                 try MagicBellResponder(holder: holder)
             }
             try server.run(onHangup: reload)

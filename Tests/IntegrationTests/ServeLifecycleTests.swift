@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import TestSupport
 import Testing
 
 /// `magicbell-fcgi serve`: sockets, signals and configuration errors, on the real binary.

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import TestSupport
+import Testing
+
+/// Malformed FastCGI written straight to the responder's socket: each
+/// connection is answered or closed with one log line, and everyone else
+/// keeps being served.
+@Suite(.serialized) struct HostileFastCGITests {
+    typealias F = FastCGIClient
+
+    static let tokenParams = F.encodeParams([
+        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "bystander"),
+    ])
+
+    enum Outcome: Equatable { case closed, answered }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        let name: String
+        let bytes: [UInt8]
+        /// Shut down the sending side after the bytes (a peer that hangs up).
+        var hangUp = false
+        let outcome: Outcome
+        /// Text of the one warning line the responder must log.
+        let logs: String
+        var testDescription: String { name }
+    }
+
+    static let cases: [Case] = {
+        let begin = F.begin(keepConnection: true)
+        let params = F.record(F.params, tokenParams) + F.record(F.params, [])
+        var wrongVersion = F.begin()
+        wrongVersion[0] = 2
+        let hugeLengths: [UInt8] = [0xFF, 0xFF, 0xFF, 0xF0, 0xFF, 0xFF, 0xFF, 0xF0] + [UInt8](repeating: 65, count: 64)
+        let bigCookies = (1...3).flatMap { n in
+            F.record(F.params, F.encodeParams([("HTTP_COOKIE_\(n)", String(repeating: "c", count: 50_000))]))
+        }
+        let postParams = F.encodeParams([
+            ("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "x"),
+            ("CONTENT_LENGTH", "1000"),
+        ])
+        return [
+            Case(name: "a header cut short, then silence", bytes: Array(begin.prefix(5)), outcome: .closed,
+                 logs: "header block incomplete after 1.0 s"),
+            Case(name: "a header cut short, then hang-up", bytes: Array(begin.prefix(5)), hangUp: true, outcome: .closed,
+                 logs: "connection closed inside the header block"),
+            Case(name: "params cut short, then hang-up", bytes: begin + F.record(F.params, tokenParams), hangUp: true,
+                 outcome: .closed, logs: "connection closed inside the header block"),
+            Case(name: "FastCGI version 2", bytes: wrongVersion + params, outcome: .closed, logs: "FastCGI version 2, not 1"),
+            Case(name: "name and value lengths that overflow libfcgi", bytes: begin + F.record(F.params, hugeLengths),
+                 outcome: .closed, logs: "a param of 2147483632 + 2147483632 bytes"),
+            Case(name: "an unknown record type first", bytes: F.record(42, [1, 2, 3]) + begin + params, outcome: .closed,
+                 logs: "record type 42 where BEGIN_REQUEST belongs"),
+            Case(name: "an unknown record type among the params", bytes: begin + F.record(11, []) + params,
+                 outcome: .closed, logs: "record type 11 before the params ended"),
+            Case(name: "a management record (GET_VALUES)", bytes: F.record(9, id: 0, F.encodeParams([("FCGI_MAX_CONNS", "")])),
+                 outcome: .closed, logs: "record type 9 where BEGIN_REQUEST belongs"),
+            Case(name: "the AUTHORIZER role", bytes: F.record(F.beginRequest, [0, 2, 0, 0, 0, 0, 0, 0]) + params,
+                 outcome: .closed, logs: "FastCGI role 2, not RESPONDER"),
+            Case(name: "request id 1 begun twice", bytes: begin + begin + params, outcome: .closed,
+                 logs: "record type 1 before the params ended"),
+            Case(name: "a header block over the limit (3 × 50 kB cookies)", bytes: begin + bigCookies + params,
+                 outcome: .closed, logs: "header block over 131072 bytes"),
+            Case(name: "a connection dropped mid-body",
+                 bytes: begin + F.record(F.params, postParams) + F.record(F.params, []) + F.record(F.stdin, Array(repeating: 120, count: 100)),
+                 hangUp: true, outcome: .answered, logs: "a FastCGI connection broke during its request"),
+        ]
+    }()
+
+    /// One responder for all cases (2 workers, 1 s I/O timeout), and one
+    /// kept connection of a well-behaved client used between them.
+    final class Fixture: @unchecked Sendable {
+        let scratch: Scratch
+        let responder: Responder
+        let bystander: Int32
+
+        init() throws {
+            scratch = try Scratch()
+            let socket = scratch.file("fcgi.sock")
+            responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", "2", "--io-timeout", "1"])
+            bystander = try Sockets.connectUnix(path: socket, timeout: 5)
+        }
+
+        deinit { close(bystander) }
+
+        func serveBystander() throws -> String {
+            try Sockets.writeAll(bystander, F.begin(keepConnection: true) + F.record(F.params, HostileFastCGITests.tokenParams)
+                + F.record(F.params, []) + F.record(F.stdin, []))
+            return String(decoding: try F.readResponse(bystander), as: UTF8.self)
+        }
+
+        var warnings: [String] {
+            responder.child.stderr.split(separator: "\n").filter { $0.contains(" warning ") }.map(String.init)
+        }
+    }
+
+    static let fixture = Result { try Fixture() }
+
+    @Test(arguments: cases)
+    func aMalformedConnectionIsRefusedAloneWithOneLogLine(_ hostile: Case) throws {
+        let fixture = try Self.fixture.get()
+        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"))
+        let warningsBefore = fixture.warnings.count
+
+        let fd = try Sockets.connectUnix(path: try #require(fixture.responder.socketPath), timeout: 5)
+        defer { close(fd) }
+        // The responder may close before it has read everything: that is a refusal too.
+        try? Sockets.writeAll(fd, hostile.bytes)
+        if hostile.hangUp { shutdown(fd, Int32(SHUT_WR)) }
+        // Meanwhile the others are served (one of the two workers may be
+        // waiting out this connection's I/O timeout).
+        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"))
+
+        let reply = (try? Sockets.readToEnd(fd)) ?? [] // a reset counts as closed
+        let stdoutText = String(decoding: reply.count > 8 ? Array(reply.dropFirst(8)) : [], as: UTF8.self)
+        #expect((stdoutText.contains("Status: ") ? Outcome.answered : .closed) == hostile.outcome)
+
+        #expect(Sockets.waitUntil(timeout: 3) { fixture.warnings.count > warningsBefore })
+        let added = fixture.warnings.dropFirst(warningsBefore)
+        #expect(added.count == 1, "\(added)")
+        #expect(added.first?.contains(hostile.logs) == true, "\(added)")
+        #expect(fixture.responder.child.isRunning)
+        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"))
+    }
+}
