@@ -178,6 +178,10 @@ enum AdminRequest {
         guard (minimum...maxStringLength).contains(text.unicodeScalars.count) else {
             throw .invalid("invalid_body", "\(field) must be \(minimum) to \(maxStringLength) characters.")
         }
+        // Ids and names end up in dashboards and logs: no control characters (NUL, newlines, ESC).
+        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw .invalid("invalid_body", "\(field) must not contain control characters.")
+        }
         return text
     }
 

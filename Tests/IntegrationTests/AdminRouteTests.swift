@@ -179,7 +179,7 @@ import TestSupport
         #expect(elapsed < 3.0, "answered within the timeout (2 s) plus one second: \(elapsed)")
 
         // A wrong project token: MagicBell's 401 passes through unchanged.
-        let wrong = try AdminStack(environment: ["MAGICBELL_PROJECT_TOKEN": "pt_wrong"])
+        let wrong = try AdminStack(environment: ["MAGICBELL_PROJECT_TOKEN": Canary.secret("pt_wrong")])
         let unauthorized = try wrong.nginx.admin("GET", "jwt/project")
         #expect(unauthorized.status == 401)
         #expect(unauthorized.text.contains("Invalid project token"))

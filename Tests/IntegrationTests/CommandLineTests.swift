@@ -43,7 +43,7 @@ import TestSupport
         let token = try Self.run(["mint", "--external-id", "u"]).output
         let parts = token.split(separator: ".").map(String.init)
 
-        let foreign = try Self.run(["verify", token], environment: Responder.environment(["MAGICBELL_SECRET_KEY": "other"]))
+        let foreign = try Self.run(["verify", token], environment: Responder.environment(["MAGICBELL_SECRET_KEY": Canary.secret("other")]))
         #expect(foreign.status == 1)
         #expect(foreign.stderr.contains("bad signature"))
         #expect(foreign.stderr.split(separator: "\n").count == 1)

@@ -17,7 +17,7 @@ import Testing
 
     enum Outcome: Equatable { case closed, answered }
 
-    struct Case: CustomTestStringConvertible, Sendable {
+    struct Case: Sendable {
         let name: String
         let bytes: [UInt8]
         /// Shut down the sending side after the bytes (a peer that hangs up).
@@ -25,7 +25,6 @@ import Testing
         let outcome: Outcome
         /// Text of the one warning line the responder must log.
         let logs: String
-        var testDescription: String { name }
     }
 
     static let cases: [Case] = {
@@ -96,12 +95,14 @@ import Testing
         }
     }
 
-    static let fixture = Result { try Fixture() }
+    /// One fixture for all cases (a static one would outlive the test run).
+    @Test func eachMalformedConnectionIsRefusedAloneWithOneLogLine() throws {
+        let fixture = try Fixture()
+        for hostile in Self.cases { try check(hostile, fixture) }
+    }
 
-    @Test(arguments: cases)
-    func aMalformedConnectionIsRefusedAloneWithOneLogLine(_ hostile: Case) throws {
-        let fixture = try Self.fixture.get()
-        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"))
+    func check(_ hostile: Case, _ fixture: Fixture) throws {
+        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"), "\(hostile.name)")
         let warningsBefore = fixture.warnings.count
 
         let fd = try Sockets.connectUnix(path: try #require(fixture.responder.socketPath), timeout: 5)
@@ -111,17 +112,17 @@ import Testing
         if hostile.hangUp { shutdown(fd, Int32(SHUT_WR)) }
         // Meanwhile the others are served (one of the two workers may be
         // waiting out this connection's I/O timeout).
-        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"))
+        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"), "\(hostile.name)")
 
         let reply = (try? Sockets.readToEnd(fd)) ?? [] // a reset counts as closed
         let stdoutText = String(decoding: reply.count > 8 ? Array(reply.dropFirst(8)) : [], as: UTF8.self)
-        #expect((stdoutText.contains("Status: ") ? Outcome.answered : .closed) == hostile.outcome)
+        #expect((stdoutText.contains("Status: ") ? Outcome.answered : .closed) == hostile.outcome, "\(hostile.name)")
 
-        #expect(Sockets.waitUntil(timeout: 3) { fixture.warnings.count > warningsBefore })
+        #expect(Sockets.waitUntil(timeout: 3) { fixture.warnings.count > warningsBefore }, "\(hostile.name)")
         let added = fixture.warnings.dropFirst(warningsBefore)
-        #expect(added.count == 1, "\(added)")
-        #expect(added.first?.contains(hostile.logs) == true, "\(added)")
-        #expect(fixture.responder.child.isRunning)
-        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"))
+        #expect(added.count == 1, "\(hostile.name): \(added)")
+        #expect(added.first?.contains(hostile.logs) == true, "\(hostile.name): \(added)")
+        #expect(fixture.responder.child.isRunning, "\(hostile.name)")
+        #expect(try fixture.serveBystander().hasPrefix("Status: 200 OK"), "\(hostile.name)")
     }
 }

@@ -31,7 +31,7 @@ import TestSupport
     @Test func aRotatedSecretIsTakenUpUnderLoadWithoutAFailedRequest() throws {
         let scratch = try Scratch()
         let secretFile = scratch.file("secret")
-        let (oldSecret, newSecret) = ("old-secret-\(UUID())", "new-secret-\(UUID())")
+        let (oldSecret, newSecret) = (Canary.secret("old-secret"), Canary.secret("new-secret"))
         try Self.rotate(secretFile, to: oldSecret + "\n")
         let socket = scratch.file("fcgi.sock")
         let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", "4"],
@@ -76,7 +76,7 @@ import TestSupport
     @Test func anInvalidNewConfigurationIsRefusedAndTheOldOneStays() throws {
         let scratch = try Scratch()
         let secretFile = scratch.file("secret")
-        let secret = "kept-secret-\(UUID())"
+        let secret = Canary.secret("kept-secret")
         try Self.rotate(secretFile, to: secret)
         let socket = scratch.file("fcgi.sock")
         let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", "2"],
@@ -96,7 +96,7 @@ import TestSupport
         let scratch = try Scratch()
         let fake = try FakeMagicBell()
         let tokenFile = scratch.file("project-token")
-        try Self.rotate(tokenFile, to: "pt_expired\n")
+        try Self.rotate(tokenFile, to: Canary.secret("pt_expired") + "\n")
         let socket = scratch.file("fcgi.sock")
         let env = Responder.environment(["MAGICBELL_PROJECT_TOKEN_FILE": tokenFile, "MAGICBELL_API_URL": fake.baseURL.absoluteString])
         let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", "4"], environment: env)

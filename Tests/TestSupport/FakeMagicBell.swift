@@ -15,7 +15,7 @@ public final class FakeMagicBell: @unchecked Sendable {
     public let token: String
     public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/v2")! }
 
-    public init(token: String = "pt_test_\(UUID().uuidString)") throws {
+    public init(token: String = Canary.secret("pt_test")) throws {
         self.token = token
         let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("fake-\(UUID().uuidString)").path
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

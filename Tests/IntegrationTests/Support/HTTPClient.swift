@@ -22,13 +22,20 @@ struct HTTPResponse {
 enum HTTP {
     static func request(port: UInt16, _ method: String = "GET", _ path: String,
                         headers: [(String, String)] = [], body: [UInt8] = []) throws -> HTTPResponse {
-        let fd = try Sockets.connectTCP(port: port)
-        defer { close(fd) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if !body.isEmpty || method == "POST" { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
-        try Sockets.writeAll(fd, Array(head.utf8) + body)
+        return try exchange(port: port, Array(head.utf8) + body)
+    }
+
+    /// Sends `raw` as it is (any bytes: invalid UTF-8, NULs, odd framing) and
+    /// reads the answer; the connection is closed by the server (send
+    /// `Connection: close`).
+    static func exchange(port: UInt16, _ raw: [UInt8]) throws -> HTTPResponse {
+        let fd = try Sockets.connectTCP(port: port)
+        defer { close(fd) }
+        try Sockets.writeAll(fd, raw)
         return try parse(try Sockets.readToEnd(fd))
     }
 

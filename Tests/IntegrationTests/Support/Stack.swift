@@ -17,10 +17,12 @@ enum Project {
     }
 
     static let apiKey = "pk_integration_test"
-    static let secret = "integration-secret-\(UUID().uuidString)"
+    static let secret = Canary.secret("integration-secret")
 }
 
-/// A scratch directory removed when the test ends.
+/// A scratch directory removed when the test ends. With MAGICBELL_TEST_LOGS
+/// set (scripts/test sets it), its logs are kept there first, so that the
+/// whole run's logs can be checked for leaked secrets.
 final class Scratch {
     let path: String
     init() throws {
@@ -29,7 +31,22 @@ final class Scratch {
         path = String(cString: made)
     }
     func file(_ name: String) -> String { "\(path)/\(name)" }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    deinit {
+        if let keep = ProcessInfo.processInfo.environment["MAGICBELL_TEST_LOGS"] { keepLogs(in: keep) }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Copies every *.log and *.stderr file (nginx's logs too) to KEEP/<scratch name>/.
+    private func keepLogs(in keep: String) {
+        let fm = FileManager.default
+        let target = "\(keep)/\(URL(fileURLWithPath: path).lastPathComponent)"
+        for relative in fm.subpaths(atPath: path) ?? [] where relative.hasSuffix(".log") || relative.hasSuffix(".stderr") {
+            let destination = "\(target)/\(relative.replacingOccurrences(of: "/", with: "_"))"
+            try? fm.createDirectory(atPath: target, withIntermediateDirectories: true)
+            try? fm.copyItem(atPath: "\(path)/\(relative)", toPath: destination)
+        }
+    }
 }
 
 /// A child process with its stderr captured to a file.
