@@ -16,6 +16,8 @@ let package = Package(
         .library(name: "MagicBellJWT", targets: ["MagicBellJWT"]),
         .library(name: "FastCGIServer", targets: ["FastCGIServer"]),
         .library(name: "MagicBellAPI", targets: ["MagicBellAPI"]),
+        // For Fuzz/ (libFuzzer targets), which drives the app's parsers directly.
+        .library(name: "MagicBellFCGIApp", targets: ["MagicBellFCGIApp"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

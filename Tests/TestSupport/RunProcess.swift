@@ -10,6 +10,17 @@ public struct ProcessResult: Sendable {
     public var output: String { stdout.trimmingCharacters(in: .whitespacesAndNewlines) }
 }
 
+/// `environment` plus the sanitizer settings of the test run (ASAN_OPTIONS
+/// and the like), so that a sanitized binary started by a test reports
+/// where `scripts/sanitize` looks, whatever environment the test gives it.
+public func withSanitizerOptions(_ environment: [String: String]) -> [String: String] {
+    var merged = environment
+    for (name, value) in ProcessInfo.processInfo.environment where name.hasSuffix("SAN_OPTIONS") && merged[name] == nil {
+        merged[name] = value
+    }
+    return merged
+}
+
 /// Runs a program to completion, feeding `stdin`, and captures its output.
 /// A bare name (`python3`, `openssl`) is looked up in PATH.
 public func runProcess(_ program: String, _ arguments: [String], environment: [String: String]? = nil,
@@ -22,7 +33,7 @@ public func runProcess(_ program: String, _ arguments: [String], environment: [S
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [program] + arguments
     }
-    if let environment { process.environment = environment }
+    if let environment { process.environment = withSanitizerOptions(environment) }
     let out = Pipe(), err = Pipe(), input = Pipe()
     process.standardOutput = out
     process.standardError = err

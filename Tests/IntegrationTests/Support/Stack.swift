@@ -57,10 +57,10 @@ final class Child {
     init(_ executable: String, _ arguments: [String], environment: [String: String], stderrPath: String,
          standardInput: FileHandle? = nil) throws {
         self.stderrPath = stderrPath
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = environment
+        process.environment = withSanitizerOptions(environment)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = standardInput ?? FileHandle.nullDevice

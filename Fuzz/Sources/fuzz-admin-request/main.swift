@@ -1,0 +1,49 @@
+import FastCGIServer
+import Foundation
+import FuzzDriver
+import MagicBellAPI
+@testable import MagicBellFCGIApp
+
+let client = JwtServiceClient(projectToken: "pt_fuzz", baseURL: URL(string: "https://api.magicbell.com/v2/")!)
+let methods = ["GET", "POST", "DELETE", "PUT", "get"]
+
+/// The admin route's parsers: path decoding and matching, query filtering,
+/// body validation. The input is `method byte, path \0 query \0 body`.
+/// Properties: no crash; whatever is accepted is forwarded as exactly one
+/// path segment that decodes back to the id, a query of pagination names
+/// only, and a body that validates to itself (re-serializing is stable).
+func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    guard let data else { return 0 }
+    guard size >= 1 else { return 0 }
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    let method = methods[Int(input[0]) % methods.count]
+    let parts = input.dropFirst().split(separator: 0, maxSplits: 2, omittingEmptySubsequences: false)
+    let path = Array(parts.first ?? [])
+    let query = parts.count > 1 ? Array(parts[1]) : []
+    let body = parts.count > 2 ? Array(parts[2]) : []
+
+    let resolved: (JwtOperation, String?)
+    do { resolved = try AdminRequest.resolve(method: method, rawPath: path) } catch { return 0 }
+    let (operation, pathValue) = resolved
+    let request = ParameterList(bytes: ["QUERY_STRING": query, "CONTENT_TYPE": Array("application/json".utf8),
+                                        "REQUEST_METHOD": Array(method.utf8)], body: body)
+    let built: APIRequest
+    do { built = try AdminRequest.build(operation, pathValue: pathValue, request: request) } catch { return 0 }
+
+    let url = client.url(for: built)
+    if let pathValue {
+        precondition(url.path.hasSuffix(pathValue) || url.lastPathComponent == pathValue,
+                     "the path value did not survive as one segment")
+        let encoded = url.absoluteString.split(separator: "?")[0].split(separator: "/").last.map(String.init) ?? ""
+        precondition(encoded.removingPercentEncoding == pathValue, "path value re-encoding is not exact")
+    }
+    let allowed = Set(Pagination.parameterNames)
+    for item in built.query { precondition(allowed.contains(item.name), "forwarded query name \(item.name)") }
+    if let kind = operation.body, let forwarded = built.body {
+        let again = try! AdminRequest.validate(kind, json: forwarded)
+        precondition(again == forwarded, "re-validation changed the body")
+    }
+    return 0
+}
+
+runFuzzer(fuzz)
