@@ -157,7 +157,7 @@ http {{
               f"end {samples[-1] / 1024:.1f} MB ({len(samples)} samples); still running: {alive}")
         ok = soak["errors"] == 0 and alive and loaded["p99"] <= 2 * unloaded["p99"]
         sys.exit(0 if ok else 1)
-    except BaseException:
+    except Exception:
         for log in ("error.log", "responder.log"):
             path = os.path.join(work, "logs", log)
             if os.path.exists(path):
