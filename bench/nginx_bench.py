@@ -38,6 +38,40 @@ def wait_for(check, what, timeout=10):
     sys.exit(f"bench: {what} did not start")
 
 
+def prepare(work, snippets, auth):
+    """The layout both benches use: conf/ with the project's snippets (copied
+    unmodified) and `auth` as the token auth snippet, plus logs/, tmp/, run/."""
+    conf = os.path.join(work, "conf")
+    os.makedirs(os.path.join(conf, "snippets"))
+    for sub in ("logs", "tmp", "run"):
+        os.makedirs(os.path.join(work, sub))
+    for name in snippets:
+        shutil.copy(os.path.join(ROOT, "nginx", name), os.path.join(conf, "snippets", name))
+    with open(os.path.join(conf, "snippets", "magicbell-token-auth.conf"), "w") as f:
+        f.write(auth)
+    return conf
+
+
+def start_responder(binary, work, env, extra=()):
+    """`serve` on work/run/fcgi.sock, logging to work/logs/responder.log; returns (process, socket path)."""
+    socket_path = os.path.join(work, "run", "fcgi.sock")
+    process = subprocess.Popen([binary, "serve", "--socket", socket_path, "--log-level", "warning", *extra], env=env,
+                               stderr=open(os.path.join(work, "logs", "responder.log"), "w"))
+    wait_for(lambda: os.path.exists(socket_path), "the responder")
+    return process, socket_path
+
+
+def stop_all(procs, work):
+    """Stops what a bench started, newest first, and removes its folder."""
+    for proc in reversed(procs):
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def cpu_seconds(pid):
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -93,27 +127,17 @@ def main():
         env.pop(key, None)
     procs = []
     try:
-        conf = os.path.join(work, "conf")
-        os.makedirs(os.path.join(conf, "snippets"))
-        for sub in ("logs", "tmp", "run"):
-            os.makedirs(os.path.join(work, sub))
-        for name in ("magicbell-token.conf", "magicbell-fastcgi.conf"):
-            shutil.copy(os.path.join(ROOT, "nginx", name), os.path.join(conf, "snippets", name))
         # The identity a site's auth would set; fixed here so only minting is measured.
-        with open(os.path.join(conf, "snippets", "magicbell-token-auth.conf"), "w") as f:
-            f.write('fastcgi_param MAGICBELL_USER_EXTERNAL_ID "usr_l70vln";\n'
-                    'fastcgi_param MAGICBELL_USER_EMAIL "person@example.com";\n')
-            if not args.keepalive:
-                f.write("fastcgi_keep_conn off;\n")
+        auth = ('fastcgi_param MAGICBELL_USER_EXTERNAL_ID "usr_l70vln";\n'
+                'fastcgi_param MAGICBELL_USER_EMAIL "person@example.com";\n')
+        if not args.keepalive:
+            auth += "fastcgi_keep_conn off;\n"
+        conf = prepare(work, ("magicbell-token.conf", "magicbell-fastcgi.conf"), auth)
         shutil.copy(os.path.join(ROOT, "bench", "njs-mint.js"), os.path.join(conf, "njs-mint.js"))
 
-        socket_path = os.path.join(work, "run", "fcgi.sock")
-        serve = [args.binary, "serve", "--socket", socket_path, "--log-level", "warning"]
-        if args.workers:
-            serve += ["--workers", str(args.workers)]
-        responder = subprocess.Popen(serve, env=env, stderr=open(os.path.join(work, "logs", "responder.log"), "w"))
+        responder, socket_path = start_responder(args.binary, work, env,
+                                                 ["--workers", str(args.workers)] if args.workers else [])
         procs.append(responder)
-        wait_for(lambda: os.path.exists(socket_path), "the responder")
 
         port = free_port()
         # A token-sized body for the ceiling: the responder's answer is about 330 bytes.
@@ -191,13 +215,7 @@ http {{
         print(f"responder CPU per request: {statistics.median(cpu):.1f} µs (median of rounds); "
               f"RSS before {rss_before / 1024:.1f} MB, after {rss_after / 1024:.1f} MB")
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":

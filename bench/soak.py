@@ -6,7 +6,6 @@ import base64
 import datetime
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
-from nginx_bench import free_port, rss_kib, wait_for, wrk
+from nginx_bench import free_port, prepare, rss_kib, start_responder, stop_all, wait_for, wrk
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,14 +39,8 @@ def main():
         env.pop(key, None)
     procs = []
     try:
-        conf = os.path.join(work, "conf")
-        os.makedirs(os.path.join(conf, "snippets"))
-        for sub in ("logs", "tmp", "run"):
-            os.makedirs(os.path.join(work, sub))
-        for name in ("magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-admin.conf"):
-            shutil.copy(os.path.join(ROOT, "nginx", name), os.path.join(conf, "snippets", name))
-        with open(os.path.join(conf, "snippets", "magicbell-token-auth.conf"), "w") as f:
-            f.write('fastcgi_param MAGICBELL_USER_EXTERNAL_ID "soak-user";\n')
+        conf = prepare(work, ("magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-admin.conf"),
+                       'fastcgi_param MAGICBELL_USER_EXTERNAL_ID "soak-user";\n')
         hashed = subprocess.run(["openssl", "passwd", "-apr1", "admin"], capture_output=True, text=True, check=True).stdout.strip()
         with open(os.path.join(conf, "magicbell-admin.htpasswd"), "w") as f:
             f.write(f"admin:{hashed}\n")
@@ -60,11 +53,8 @@ def main():
         fake_port = int(open(port_file).read())
         env["MAGICBELL_API_URL"] = f"http://127.0.0.1:{fake_port}/v2"
 
-        socket_path = os.path.join(work, "run", "fcgi.sock")
-        responder = subprocess.Popen([args.binary, "serve", "--socket", socket_path, "--log-level", "warning"], env=env,
-                                     stderr=open(os.path.join(work, "logs", "responder.log"), "w"))
+        responder, socket_path = start_responder(args.binary, work, env)
         procs.append(responder)
-        wait_for(lambda: os.path.exists(socket_path), "the responder")
 
         port = free_port()
         user = "user root;" if os.geteuid() == 0 else ""
@@ -165,13 +155,7 @@ http {{
                 print("".join(open(path, errors="replace").readlines()[-15:]), file=sys.stderr)
         raise
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":
