@@ -28,6 +28,23 @@ ensure_system_packages() {
     fi
 }
 
+# Sanitizer settings for every sanitized process started from here on: the
+# reports go to REPORTS_DIR, leaks in libraries we do not own are suppressed.
+export_sanitizer_options() {
+    local reports="$1"
+    export ASAN_OPTIONS="log_path=$reports/asan:detect_leaks=1"
+    export LSAN_OPTIONS="suppressions=$PWD/Tests/sanitizers/lsan.supp:print_suppressions=0"
+    export TSAN_OPTIONS="log_path=$reports/tsan:suppressions=$PWD/Tests/sanitizers/tsan.supp"
+}
+
+# Fails, printing them, if any sanitizer report is in REPORTS_DIR.
+die_on_sanitizer_reports() {
+    local reports="$1" what="$2"
+    [ -z "$(ls -A "$reports")" ] && return 0
+    for report in "$reports"/*; do echo "--- $report"; head -60 "$report"; done >&2
+    die "$what reported the problems above"
+}
+
 # PyJWT: the independent JWT library the tests verify tokens with.
 ensure_pyjwt() {
     python3 -c 'import jwt' 2>/dev/null && return 0
