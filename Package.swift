@@ -82,7 +82,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MagicBellFCGIAppTests",
-            dependencies: ["MagicBellFCGIApp", "FastCGIServer"]
+            dependencies: ["MagicBellFCGIApp", "FastCGIServer", "TestSupport"]
         ),
         .testTarget(
             name: "FastCGIServerTests",

@@ -63,6 +63,8 @@ public final class FastCGIServer: @unchecked Sendable {
     private let options: Options
     private let logger: Logger
     private let makeResponder: @Sendable () throws -> any FastCGIResponder
+    /// Busy workers and refusals, for whoever reports metrics.
+    public let activity: WorkerActivity
     private let stopFD: Int32
     /// The epoll set every worker waits in (see the type's comment).
     private let events: Int32
@@ -71,9 +73,11 @@ public final class FastCGIServer: @unchecked Sendable {
     /// the connection is closed instead.
     static let maxBodyDrain = 1 << 20
 
-    public init(socket: ListenSocket, options: Options, logger: Logger,
+    public init(socket: ListenSocket, options: Options, logger: Logger, activity: WorkerActivity? = nil,
                 makeResponder: @escaping @Sendable () throws -> any FastCGIResponder) throws {
         precondition((1...Self.maxWorkers).contains(options.workers))
+        precondition(activity == nil || activity!.workers == options.workers, "one activity slot per worker")
+        self.activity = activity ?? WorkerActivity(workers: options.workers)
         self.socket = socket
         self.options = options
         self.logger = logger
@@ -125,7 +129,7 @@ public final class FastCGIServer: @unchecked Sendable {
         for (index, responder) in responders.enumerated() {
             finished.enter()
             let thread = Thread { [self] in
-                workerLoop(responder: responder)
+                workerLoop(index, responder: responder)
                 finished.leave()
             }
             thread.name = "fcgi-worker-\(index)"
@@ -169,7 +173,7 @@ public final class FastCGIServer: @unchecked Sendable {
 
     private enum Wake: Equatable { case listen, stop, kept(Int32) }
 
-    private func workerLoop(responder: any FastCGIResponder) {
+    private func workerLoop(_ index: Int, responder: any FastCGIResponder) {
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         // No listen socket for libfcgi: this loop accepts (and checks) every
         // connection itself and only hands libfcgi one that has a request.
@@ -211,6 +215,8 @@ public final class FastCGIServer: @unchecked Sendable {
                 logger.warning("dropped a FastCGI connection", metadata: ["error": "\(String(cString: strerror(-rc)))"])
                 continue
             }
+            activity.setBusy(index, true)
+            defer { activity.setBusy(index, false) }
             response.reset()
             responder.respond(to: FastCGIRequest(raw: request), with: &response)
             response.serialize(into: &wire)
@@ -294,6 +300,7 @@ public final class FastCGIServer: @unchecked Sendable {
     private static let pollRDHUP: Int16 = 0x2000
 
     private func refuse(_ fd: Int32, _ reason: String) -> Bool {
+        activity.countRefused()
         logger.warning("refused a malformed FastCGI request", metadata: ["reason": "\(reason)"])
         close(fd)
         return false

@@ -15,20 +15,29 @@ final class AdminEndpoint {
 
     func respond(to request: some RequestParameters & RequestBodyReader, rawPath: some Collection<UInt8>,
                  with response: inout HTTPResponse) {
-        let started = Self.now()
+        let started = MonotonicClock.now()
         let method = request.string("REQUEST_METHOD") ?? ""
         var entry = AuditLog.Entry(
             requestID: request.string("REQUEST_ID"),
             actorExternalID: nonEmpty(request.string("MAGICBELL_USER_EXTERNAL_ID")),
             actorEmail: nonEmpty(request.string("MAGICBELL_USER_EMAIL")),
             method: method, status: 0, outcome: "rejected", durationMS: 0)
+        var audited = true
         defer {
             entry.status = response.status
-            entry.durationMS = (Self.now() - started) * 1000
-            context.audit.record(entry)
+            entry.durationMS = (MonotonicClock.now() - started) * 1000
+            context.metrics.countAdmin(operation: entry.operation ?? "none", status: response.status)
+            if audited { context.audit.record(entry) }
         }
         do throws(APIError) {
             try checkAccess(request)
+            if Self.isMetricsPath(rawPath) {
+                // Scrapes are counted but not audited: every 15 s is noise, not an action.
+                entry.operation = "metrics"
+                try serveMetrics(method: method, &response)
+                audited = false
+                return
+            }
             guard let client = context.client else { throw .adminNotConfigured }
             let (operation, pathValue) = try AdminRequest.resolve(method: method, rawPath: rawPath)
             entry.operation = operation.rawValue
@@ -74,7 +83,7 @@ final class AdminEndpoint {
     private func forward(_ request: APIRequest, with client: JwtServiceClient) throws(APIError) -> APIResponse {
         let answer: APIResponse
         do {
-            answer = try client.send(request)
+            answer = try context.send(request, with: client)
         } catch {
             throw APIError(upstream: error)
         }
@@ -87,15 +96,23 @@ final class AdminEndpoint {
         return answer
     }
 
+    static let metricsPath = Array("metrics".utf8)
+
+    private static func isMetricsPath(_ rawPath: some Collection<UInt8>) -> Bool {
+        rawPath.elementsEqual(metricsPath)
+    }
+
+    /// `GET …/magicbell-admin/metrics`: the Prometheus text exposition.
+    private func serveMetrics(method: String, _ response: inout HTTPResponse) throws(APIError) {
+        guard method == "GET" else { throw .methodNotAllowed(["GET"]) }
+        response.addHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        APIError.addNoStoreHeaders(to: &response)
+        response.body.append(contentsOf: context.metrics.render().utf8)
+    }
+
     private static func createdTokenID(_ body: [UInt8]) -> String? {
         ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["token_id"] as? String
     }
 
     private func nonEmpty(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
-
-    private static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
 }

@@ -11,24 +11,32 @@ public final class AppContext: Sendable {
     public let clock: @Sendable () -> Int
     /// nil without a project token.
     public let client: JwtServiceClient?
+    /// The process's counters; pass the same instance to every context of a
+    /// process, so that counts survive a reload.
+    public let metrics: Metrics
     let adminGate: AdminGate
     let audit: AuditLog
 
-    /// Audit lines go to stderr, each in one write(2).
-    public static let auditToStandardError: @Sendable (String) -> Void = AuditLog.standardError
-
     public init(configuration: Configuration, logger: Logger, workers: Int = 8,
                 clock: @escaping @Sendable () -> Int = MagicBellResponder.systemClock,
-                audit: @escaping @Sendable (String) -> Void = AppContext.auditToStandardError) {
+                metrics: Metrics = Metrics()) {
         self.configuration = configuration
         self.logger = logger
         self.clock = clock
+        self.metrics = metrics
         client = configuration.projectToken.map {
             JwtServiceClient(projectToken: $0.value, baseURL: configuration.apiURL,
                              timeout: configuration.upstreamTimeout, userAgent: "magicbell-fcgi/\(MagicBellFCGIVersion.current)")
         }
         adminGate = AdminGate(limit: configuration.adminMaxConcurrent ?? Configuration.defaultAdminMaxConcurrent(workers: workers))
-        self.audit = AuditLog(sink: audit)
+        audit = AuditLog(logger: logger)
+    }
+
+    /// One call to MagicBell, timed into the upstream latency histogram.
+    func send(_ request: APIRequest, with client: JwtServiceClient) throws(MagicBellAPIError) -> APIResponse {
+        let started = MonotonicClock.now()
+        defer { metrics.observeUpstream(operation: request.operation.rawValue, seconds: MonotonicClock.now() - started) }
+        return try client.send(request)
     }
 }
 

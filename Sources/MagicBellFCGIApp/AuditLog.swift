@@ -1,12 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-import Foundation
+import Logging
 
-/// One JSON line per admin action: who, what, on which id, with what
-/// outcome. Never the project token, the secret or a token value.
+/// One log line per admin action, at info: who, what, on which id, with
+/// what outcome. Never the project token, the secret or a token value.
 struct AuditLog: Sendable {
-    let sink: @Sendable (String) -> Void
+    let logger: Logger
 
     struct Entry {
         var requestID: String?
@@ -22,31 +19,21 @@ struct AuditLog: Sendable {
     }
 
     func record(_ entry: Entry) {
-        var fields: [String: Any] = [
-            "time": ISO8601DateFormatter().string(from: Date()),
+        var actor: Logger.Metadata = [:]
+        if let id = entry.actorExternalID { actor["external_id"] = .string(id) }
+        if let email = entry.actorEmail { actor["email"] = .string(email) }
+        var fields: Logger.Metadata = [
             "event": "admin",
-            "method": entry.method,
-            "status": entry.status,
-            "outcome": entry.outcome,
-            "duration_ms": (entry.durationMS * 10).rounded() / 10,
-            "actor": ["external_id": Self.orNull(entry.actorExternalID), "email": Self.orNull(entry.actorEmail)],
-            "request_id": Self.orNull(entry.requestID),
-            "operation": Self.orNull(entry.operation),
-            "target": Self.orNull(entry.target),
+            "method": .string(entry.method),
+            "status": .stringConvertible(entry.status),
+            "outcome": .string(entry.outcome),
+            "duration_ms": .stringConvertible((entry.durationMS * 10).rounded() / 10),
+            "actor": .dictionary(actor),
         ]
-        if let error = entry.error { fields["error"] = error }
-        guard let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else {
-            return
-        }
-        sink(String(decoding: data, as: UTF8.self))
-    }
-
-    private static func orNull(_ value: String?) -> Any { value.map { $0 as Any } ?? NSNull() }
-
-    /// Each line in one write(2), so lines from concurrent workers never interleave.
-    static let standardError: @Sendable (String) -> Void = { line in
-        var bytes = Array(line.utf8)
-        bytes.append(UInt8(ascii: "\n"))
-        bytes.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+        if let requestID = entry.requestID { fields["request_id"] = .string(requestID) }
+        if let operation = entry.operation { fields["operation"] = .string(operation) }
+        if let target = entry.target { fields["target"] = .string(target) }
+        if let error = entry.error { fields["error"] = .string(error) }
+        logger.info("admin action", metadata: fields)
     }
 }

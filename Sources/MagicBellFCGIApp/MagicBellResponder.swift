@@ -10,6 +10,8 @@ public final class MagicBellResponder: FastCGIResponder {
     private var token: TokenEndpoint
     private var admin: AdminEndpoint
     private var logger: Logger
+    /// This worker's own token counters (see `Metrics`).
+    private let counters: Metrics.TokenCounters
     /// Where a reloaded configuration comes from, and the generation this
     /// worker's endpoints were built for.
     private let holder: ContextHolder?
@@ -21,6 +23,7 @@ public final class MagicBellResponder: FastCGIResponder {
         token = try TokenEndpoint(context: context)
         admin = AdminEndpoint(context: context)
         logger = context.logger
+        counters = context.metrics.registerWorker()
         self.holder = holder
         self.generation = generation
     }
@@ -30,6 +33,7 @@ public final class MagicBellResponder: FastCGIResponder {
         token = try TokenEndpoint(context: context)
         admin = AdminEndpoint(context: context)
         logger = context.logger
+        counters = context.metrics.registerWorker()
         holder = nil
         generation = 0
     }
@@ -63,11 +67,24 @@ public final class MagicBellResponder: FastCGIResponder {
     }
 
     /// The whole request → response mapping, for any source of params.
+    ///
+    /// Logs: every error on a non-admin route is one line at info (warning
+    /// when it means nginx or MagicBell is wrong: a 400 on the identity
+    /// params, a 5xx); the admin route writes its own audit line; with
+    /// `--log-level debug`, every request is one more line. Each carries
+    /// nginx's `$request_id`.
     public func handle(_ request: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse) {
+        let debugging = logger.logLevel <= .debug
+        let started = debugging ? MonotonicClock.now() : 0
+        var route = Route.notFound
+        // nginx's $request_id, so a browser-side error can be matched to its log line.
+        if let requestID = request.param("REQUEST_ID") { response.addHeader("X-Request-Id", visibleASCII: requestID) }
         do throws(APIError) {
-            switch Route.of(request) {
+            route = Route.of(request)
+            switch route {
             case .token:
                 try token.respond(to: request, with: &response)
+                counters.minted.add(1, ordering: .relaxed)
             case .admin:
                 admin.respond(to: request, rawPath: AdminRequest.rawAdminPath(request) ?? UnsafeBufferPointer(start: nil, count: 0)[...],
                               with: &response)
@@ -75,12 +92,24 @@ public final class MagicBellResponder: FastCGIResponder {
                 throw .notFound
             }
         } catch {
-            if error.status == 400 {
-                logger.warning("refused identity", metadata: [
-                    "code": "\(error.code)", "request_id": "\(request.string("REQUEST_ID") ?? "-")",
-                ])
-            }
+            counters.refused(error.code)
+            logger.log(level: error.status == 400 || error.status >= 500 ? .warning : .info, "request refused", metadata: [
+                "request_id": .string(request.string("REQUEST_ID") ?? "-"),
+                "route": .string(route.name),
+                "method": .string(request.string("REQUEST_METHOD") ?? "-"),
+                "status": .stringConvertible(error.status),
+                "code": .string(error.code),
+            ])
             error.write(to: &response)
+        }
+        if debugging {
+            logger.debug("request", metadata: [
+                "request_id": .string(request.string("REQUEST_ID") ?? "-"),
+                "route": .string(route.name),
+                "method": .string(request.string("REQUEST_METHOD") ?? "-"),
+                "status": .stringConvertible(response.status),
+                "duration_ms": .stringConvertible(((MonotonicClock.now() - started) * 10_000).rounded() / 10),
+            ])
         }
     }
 }

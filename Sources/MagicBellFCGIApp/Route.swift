@@ -9,6 +9,15 @@ public enum Route: Equatable {
     case admin
     case notFound
 
+    /// As logs and metrics name it.
+    public var name: String {
+        switch self {
+        case .token: return "token"
+        case .admin: return "admin"
+        case .notFound: return "not_found"
+        }
+    }
+
     static let tokenSegment = Array("magicbell-token".utf8)
 
     public static func of(_ request: some RequestParameters) -> Route {

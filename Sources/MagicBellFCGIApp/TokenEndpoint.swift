@@ -14,6 +14,7 @@ import MagicBellJWT
 /// MagicBell (createUserJwt), so it can be listed and revoked.
 final class TokenEndpoint {
     private let minter: UserTokenMinter
+    private let context: AppContext
     private let clock: @Sendable () -> Int
     /// Set in api mode.
     private let api: (client: JwtServiceClient, tokenName: String)?
@@ -28,6 +29,7 @@ final class TokenEndpoint {
         let configuration = context.configuration
         minter = try UserTokenMinter(apiKey: configuration.apiKey, secret: configuration.secret,
                                      ttl: configuration.tokenTTL)
+        self.context = context
         clock = context.clock
         if configuration.mintMode == .api, let client = context.client {
             api = (client, configuration.mintTokenName)
@@ -91,7 +93,7 @@ final class TokenEndpoint {
         let request = APIRequest(operation: .createUserJwt, body: Array((try? encoder.encode(body)) ?? Data()))
         let answer: APIResponse
         do {
-            answer = try client.send(request)
+            answer = try context.send(request, with: client)
         } catch {
             throw APIError(upstream: error)
         }

@@ -69,6 +69,10 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
+    @Option(help: ArgumentHelp("Log lines as json or text (default: text on a terminal, json otherwise).",
+                               valueName: "FORMAT"))
+    var logFormat: String?
+
     func validate() throws {
         if socketPath != nil && listen != nil { throw ValidationError("use either --socket or --listen, not both") }
         if let listen, ListenAddress.parseTCP(listen) == nil {
@@ -83,15 +87,14 @@ struct Serve: ParsableCommand {
         }
         guard ioTimeout >= 0.1 && ioTimeout <= 3600 else { throw ValidationError("--io-timeout must be from 0.1 to 3600 seconds") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
+        if let logFormat, LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be json or text")
+        }
     }
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? .automatic
+        format.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "magicbell-fcgi")
         let configuration: Configuration
         do {
@@ -102,14 +105,17 @@ struct Serve: ParsableCommand {
         if workers == 1 && configuration.projectToken != nil {
             logger.warning("with --workers 1, an admin call waiting on MagicBell holds up token requests")
         }
-        let holder = ContextHolder(AppContext(configuration: configuration, logger: logger, workers: workers))
+        // Counters live as long as the process, across reloads.
+        let activity = WorkerActivity(workers: workers)
+        let metrics = Metrics(activity: activity)
+        let holder = ContextHolder(AppContext(configuration: configuration, logger: logger, workers: workers, metrics: metrics))
         let workers = self.workers
         // SIGHUP: read the environment's files again (rotated secrets) and
         // swap the configuration in; a bad one is refused, the old one stays.
         let reload = {
             do {
                 let fresh = try loadChecked(workers: workers)
-                holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers))
+                holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers, metrics: metrics))
                 logger.notice("configuration reloaded")
             } catch {
                 logger.error("configuration reload refused; the current configuration stays in force",
@@ -127,7 +133,8 @@ struct Serve: ParsableCommand {
         }
         do {
             let socket = try ListenSocket.open(address)
-            let server = try FastCGIServer(socket: socket, options: .init(workers: workers, ioTimeout: ioTimeout), logger: logger) {
+            let server = try FastCGIServer(socket: socket, options: .init(workers: workers, ioTimeout: ioTimeout), logger: logger,
+                                         activity: activity) {
                 try MagicBellResponder(holder: holder)
             }
             try server.run(onHangup: reload)

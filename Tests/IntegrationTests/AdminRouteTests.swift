@@ -15,16 +15,19 @@ import TestSupport
         let responder: Responder
         let nginx: Nginx
 
-        init(environment extra: [String: String] = [:], workers: Int = 4, serverExtra: String = "") throws {
+        init(environment extra: [String: String] = [:], workers: Int = 4, serverExtra: String = "",
+             arguments: [String] = []) throws {
             scratch = try Scratch()
             fake = try FakeMagicBell()
             let env = Responder.environment([
                 "MAGICBELL_PROJECT_TOKEN": fake.token,
                 "MAGICBELL_API_URL": fake.baseURL.absoluteString,
-                "MAGICBELL_UPSTREAM_TIMEOUT": "2",
+                // Generous: the whole suite runs in parallel, under ASan in CI.
+                // Tests of the timeout itself set their own.
+                "MAGICBELL_UPSTREAM_TIMEOUT": "5",
             ].merging(extra) { $1 })
             let socket = scratch.file("fcgi.sock")
-            responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", String(workers)],
+            responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", String(workers)] + arguments,
                                       environment: env)
             nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(socket)",
                               serverExtra: "include snippets/magicbell-admin.conf;\n" + serverExtra)
@@ -150,7 +153,7 @@ import TestSupport
     }
 
     @Test func upstreamAnswersPassThroughAndFailuresMapTo502And504() throws {
-        let stack = try AdminStack()
+        let stack = try AdminStack(environment: ["MAGICBELL_UPSTREAM_TIMEOUT": "2"])
         try stack.fake.misbehave("422")
         let invalid = try stack.nginx.admin("POST", "jwt/user", json: #"{"email":"a@example.com"}"#)
         #expect(invalid.status == 422)
@@ -249,7 +252,8 @@ import TestSupport
     }
 
     @Test func mintModeApiGetsTokensFromMagicBellSoTheyCanBeRevoked() throws {
-        let stack = try AdminStack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_MINT_TOKEN_NAME": "web session"])
+        let stack = try AdminStack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_MINT_TOKEN_NAME": "web session",
+                                                "MAGICBELL_UPSTREAM_TIMEOUT": "2"])
         let before = Int(Date().timeIntervalSince1970)
         let answer = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
         #expect(answer.status == 200)

@@ -32,6 +32,13 @@ import TestSupport
         #expect(run.stderr.contains("--external-id"))
     }
 
+    @Test(arguments: [["--log-format", "xml"], ["--log-format", "JSON"], ["--log-level", "loud"], ["--io-timeout", "0"]])
+    func serveRefusesABadOptionWith64(_ option: [String]) throws {
+        let run = try Self.run(["serve", "--socket", "/nonexistent/never-used.sock"] + option)
+        #expect(run.status == 64)
+        #expect(run.stderr.contains(option[0]))
+    }
+
     @Test func mintJSONIsTheEndpointAnswer() throws {
         let run = try Self.run(["mint", "--email", "a@example.com", "--json"])
         let json = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]

@@ -91,7 +91,7 @@ import Testing
         }
 
         var warnings: [String] {
-            responder.child.stderr.split(separator: "\n").filter { $0.contains(" warning ") }.map(String.init)
+            responder.child.stderr.split(separator: "\n").filter { $0.contains(#""level":"warning""#) }.map(String.init)
         }
     }
 

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import TestSupport
+
+/// Logs and metrics of the real binary behind real nginx.
+@Suite(.serialized) struct ObservabilityTests {
+    typealias AdminStack = AdminRouteTests.AdminStack
+    let demo = HTTP.basic("demo", "demo")
+
+    /// Every stderr line of the responder, parsed; fails on a line that is not JSON.
+    static func jsonLines(_ stack: AdminStack) throws -> [[String: Any]] {
+        try stack.responder.child.stderr.split(separator: "\n").map { line in
+            try #require(try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+        }
+    }
+
+
+    @Test func metricsCountTokensRefusalsAdminCallsAndUpstreamLatency() throws {
+        let stack = try AdminStack()
+        for _ in 0..<3 { #expect(try stack.nginx.get("/magicbell-token", headers: [demo]).status == 200) }
+        #expect(try stack.nginx.get("/magicbell-token", "DELETE", headers: [demo]).status == 405)
+        #expect(try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"metrics"}"#).status == 201)
+        #expect(try stack.nginx.admin("GET", "jwt/project?bogus=1").status == 400)
+        let auditedBefore = stack.auditLines.count
+
+        let scrape = try stack.nginx.admin("GET", "metrics")
+        #expect(scrape.status == 200)
+        #expect(scrape.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8")
+        #expect(scrape.header("Cache-Control") == "no-store")
+        let samples = prometheusSamples(scrape.text)
+        #expect(samples["magicbell_fcgi_tokens_minted_total"] == 3)
+        #expect(samples[#"magicbell_fcgi_token_refusals_total{reason="method_not_allowed"}"#] == 1)
+        #expect(samples[#"magicbell_fcgi_admin_requests_total{operation="createProjectJwt",status="201"}"#] == 1)
+        #expect(samples[#"magicbell_fcgi_admin_requests_total{operation="fetchProjectTokens",status="400"}"#] == 1)
+        #expect(samples[#"magicbell_fcgi_upstream_request_duration_seconds_count{operation="createProjectJwt"}"#] == 1)
+        #expect(samples[#"magicbell_fcgi_upstream_request_duration_seconds_count{operation="fetchProjectTokens"}"#] == nil,
+                "a refused call never reached MagicBell")
+        #expect(samples["magicbell_fcgi_workers"] == 4)
+        #expect(samples["magicbell_fcgi_workers_busy"] == 1, "the scrape itself")
+        usleep(100_000)
+        #expect(stack.auditLines.count == auditedBefore, "a successful scrape is not an audited action")
+
+        // The next scrape counts the first.
+        let again = prometheusSamples(try stack.nginx.admin("GET", "metrics").text)
+        #expect(again[#"magicbell_fcgi_admin_requests_total{operation="metrics",status="200"}"#] == 1)
+    }
+
+    @Test func metricsNeedTheAdminRoleAndAGet() throws {
+        let stack = try AdminStack()
+        #expect(try stack.nginx.get("/magicbell-admin/metrics", headers: [demo]).status == 401, "nginx: not an admin")
+        #expect(try stack.nginx.get("/magicbell-admin/metrics").status == 401)
+        let posted = try stack.nginx.admin("POST", "metrics", json: "{}")
+        #expect(posted.status == 405 && posted.errorCode == "method_not_allowed" && posted.header("Allow") == "GET")
+        usleep(100_000)
+        #expect(stack.auditLines.last?["operation"] as? String == "metrics", "a refused scrape is audited")
+    }
+
+    @Test func everyLineIsJSONAndEveryRequestLineCarriesNginxsRequestID() throws {
+        let stack = try AdminStack(arguments: ["--log-level", "debug"])
+        let token = try stack.nginx.get("/magicbell-token", headers: [demo])
+        let refused = try stack.nginx.get("/magicbell-token", "DELETE", headers: [demo])
+        let created = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"logs"}"#)
+        let ids = try [token, refused, created].map { try #require($0.header("X-Request-Id")) }
+        #expect(ids.allSatisfy { $0.count == 32 && $0.allSatisfy(\.isHexDigit) }, "nginx's $request_id, echoed")
+        #expect(Set(ids).count == 3)
+        usleep(100_000)
+
+        let lines = try Self.jsonLines(stack)
+        #expect(lines.allSatisfy { $0["time"] is String && $0["level"] is String && $0["message"] is String })
+        func about(_ id: String) -> [[String: Any]] { lines.filter { $0["request_id"] as? String == id } }
+        // Debug: one line per request.
+        for (id, status) in zip(ids, [200, 405, 201]) {
+            let request = about(id).filter { $0["message"] as? String == "request" }
+            #expect(request.count == 1 && request.first?["status"] as? Int == status && request.first?["level"] as? String == "debug")
+        }
+        // Info: one per error and per admin action.
+        let refusal = about(ids[1]).filter { $0["level"] as? String == "info" }
+        #expect(refusal.count == 1 && refusal.first?["code"] as? String == "method_not_allowed")
+        let audit = about(ids[2]).filter { $0["event"] as? String == "admin" }
+        #expect(audit.count == 1 && audit.first?["level"] as? String == "info")
+        #expect(about(ids[0]).allSatisfy { $0["level"] as? String == "debug" }, "a token is not an event at info")
+        #expect(!stack.responder.child.stderr.contains(try #require(token.json?["token"] as? String)))
+    }
+
+    @Test func infoLogsNothingForATokenAndTextFormatIsOnRequest() throws {
+        let stack = try AdminStack(arguments: ["--log-format", "text"])
+        #expect(try stack.nginx.get("/magicbell-token", headers: [demo]).status == 200)
+        #expect(try stack.nginx.get("/magicbell-token", "DELETE", headers: [demo]).status == 405)
+        usleep(100_000)
+        let lines = stack.responder.child.stderr.split(separator: "\n")
+        #expect(lines.contains { $0.contains("info") && $0.contains("listening") })
+        #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) == nil }, "text, not JSON")
+        #expect(lines.filter { $0.contains("request refused") && $0.contains("code=method_not_allowed") }.count == 1)
+        #expect(!lines.contains { $0.contains("request_id") && !$0.contains("refused") }, "no line per token at info")
+    }
+}
