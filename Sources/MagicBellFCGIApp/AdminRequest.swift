@@ -13,7 +13,9 @@ enum AdminRequest {
     static let adminSegment = Array("/magicbell-admin/".utf8)
     /// Larger bodies are refused with 413.
     static let maxBodyBytes = 64 * 1024
-    static let maxIDBytes = 255
+    /// Ids (path and cursor values) and names are counted in characters
+    /// (Unicode scalars), as JSON Schema's maxLength counts them.
+    static let maxIDLength = 255
     static let maxStringLength = 255
     static let maxPageSize = 1000
 
@@ -72,8 +74,8 @@ enum AdminRequest {
 
     static func validateID(_ value: String, name: String) throws(APIError) {
         let bytes = Array(value.utf8)
-        guard (1...maxIDBytes).contains(bytes.count) else {
-            throw .invalid("invalid_id", "\(name) must be 1 to \(maxIDBytes) bytes.")
+        guard (1...maxIDLength).contains(value.unicodeScalars.count) else {
+            throw .invalid("invalid_id", "\(name) must be 1 to \(maxIDLength) characters.")
         }
         guard value != ".", value != "..", !bytes.contains(UInt8(ascii: "/")),
               !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
@@ -107,8 +109,9 @@ enum AdminRequest {
                     throw .invalid("invalid_query", "\(name) must be a whole number from 1 to \(maxPageSize).")
                 }
             } else {
-                guard (1...maxIDBytes).contains(value.utf8.count), !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
-                    throw .invalid("invalid_query", "\(name) must be 1 to \(maxIDBytes) bytes without control characters.")
+                guard (1...maxIDLength).contains(value.unicodeScalars.count),
+                      !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                    throw .invalid("invalid_query", "\(name) must be 1 to \(maxIDLength) characters without control characters.")
                 }
             }
             items.append((name, value))
@@ -185,15 +188,26 @@ enum AdminRequest {
         return text
     }
 
-    /// An integer of at least 1, or null/absent. JSON `true`, `1.0` and `"1"`
-    /// are not integers (NSNumber's objCType tells them apart on Linux, where
+    /// An integer of at least 1, or null/absent. As in JSON Schema, `1.0`
+    /// and `1e3` are integers (forwarded as 1 and 1000); `1.5`, `true` and
+    /// `"1"` are not (NSNumber's objCType tells them apart on Linux, where
     /// `is Bool` is true for 0 and 1).
     private static func optionalInteger(_ value: Any?, field: String) throws(APIError) -> Int? {
         guard let value, !(value is NSNull) else { return nil }
-        guard let number = value as? NSNumber, !(value is String),
-              ["i", "l", "q", "s"].contains(String(cString: number.objCType)), number.int64Value >= 1 else {
-            throw .invalid("invalid_body", "\(field) must be a whole number of seconds, at least 1, or null.")
+        let refusal = APIError.invalid("invalid_body", "\(field) must be a whole number of seconds, at least 1, or null.")
+        guard let number = value as? NSNumber, !(value is String) else { throw refusal }
+        let integer: Int64
+        switch String(cString: number.objCType) {
+        case "i", "l", "q", "s":
+            integer = number.int64Value
+        case "d", "f":
+            let double = number.doubleValue
+            guard double.rounded() == double, abs(double) < 0x1p63 else { throw refusal }
+            integer = Int64(double)
+        default:
+            throw refusal
         }
-        return Int(number.int64Value)
+        guard integer >= 1 else { throw refusal }
+        return Int(integer)
     }
 }

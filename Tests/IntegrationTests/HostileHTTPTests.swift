@@ -65,9 +65,9 @@ import TestSupport
                  status: 400, code: nil),
 
             // The admin route: everything it forwards is validated.
-            Case(name: "admin: a query value of 255 bytes", raw: raw("GET", "/magicbell-admin/jwt/project?starting_after=\(id255)", auth: admin),
+            Case(name: "admin: a query value of 255 characters", raw: raw("GET", "/magicbell-admin/jwt/project?starting_after=\(id255)", auth: admin),
                  status: 200, code: nil),
-            Case(name: "admin: a query value of 256 bytes", raw: raw("GET", "/magicbell-admin/jwt/project?starting_after=\(id256)", auth: admin),
+            Case(name: "admin: a query value of 256 characters", raw: raw("GET", "/magicbell-admin/jwt/project?starting_after=\(id256)", auth: admin),
                  status: 400, code: "invalid_query"),
             Case(name: "admin: 500 query params", raw: raw("GET", "/magicbell-admin/jwt/project?" + manyParams, auth: admin),
                  status: 400, code: "invalid_query"),
