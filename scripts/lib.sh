@@ -45,11 +45,45 @@ die_on_sanitizer_reports() {
     die "$what reported the problems above"
 }
 
+# Installs a PyPI package unless MODULE imports: ensure_python_package MODULE PACKAGE.
+ensure_python_package() {
+    local module="$1" package="$2"
+    python3 -c "import $module" 2>/dev/null && return 0
+    say "installing $package (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check "$package" 2>/dev/null \
+        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$package" \
+        || die "cannot install $package (pip install $package)"
+}
+
 # PyJWT: the independent JWT library the tests verify tokens with.
-ensure_pyjwt() {
-    python3 -c 'import jwt' 2>/dev/null && return 0
-    say "installing PyJWT"
-    python3 -m pip install --quiet --disable-pip-version-check pyjwt 2>/dev/null \
-        || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pyjwt \
-        || die "cannot install PyJWT (pip install pyjwt)"
+ensure_pyjwt() { ensure_python_package jwt pyjwt; }
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Starts scripts/demo in the background as a terminal would (its own
+# session, SIGINT at its default, so that demo_stop's Ctrl-C reaches it) and
+# waits until it is up. Sets DEMO_PID and DEMO_DIR; its output goes to LOG.
+# The caller's environment passes through (MAGICBELL_DEMO_BINARY, MAGICBELL_TOKEN_TTL, ...).
+#   demo_start PORT LOG
+demo_start() {
+    local port="$1" log="$2"
+    MAGICBELL_DEMO_PORT=$port python3 -c '
+import os, signal, sys
+os.setsid()
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' scripts/demo >"$log" 2>&1 &
+    DEMO_PID=$!
+    for _ in $(seq 600); do grep -q "demo is running" "$log" && break; kill -0 $DEMO_PID 2>/dev/null || break; sleep 0.1; done
+    DEMO_DIR="$(grep -o '/tmp/magicbell-demo\.[A-Za-z0-9]*' "$log" | head -1 || true)"
+    grep -q "demo is running" "$log"
+}
+
+# Ctrl-C to the demo's whole process group, then waits up to 10 s for it to end.
+demo_stop() {
+    kill -INT -- -"$DEMO_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$DEMO_PID" 2>/dev/null || break; sleep 0.1; done
+    ! kill -0 "$DEMO_PID" 2>/dev/null
 }
