@@ -22,7 +22,8 @@ import TestSupport
         let expected = [
             "/usr/local/bin/magicbell-fcgi": 0o755,
             "/etc/nginx/snippets/magicbell-token.conf": 0o644, "/etc/nginx/snippets/magicbell-fastcgi.conf": 0o644,
-            "/etc/nginx/snippets/magicbell-admin.conf": 0o644, "/etc/nginx/snippets/magicbell-auth/basic.conf": 0o644,
+            "/etc/nginx/snippets/magicbell-admin.conf": 0o644, "/etc/nginx/snippets/magicbell-metrics.conf": 0o644,
+            "/etc/nginx/snippets/magicbell-auth/basic.conf": 0o644,
             "/etc/nginx/snippets/magicbell-auth/oauth2-proxy.conf": 0o644, "/etc/nginx/snippets/magicbell-auth/app-session.conf": 0o644,
             "/etc/nginx/conf.d/magicbell-upstream.conf": 0o644,
             "/etc/systemd/system/magicbell-fcgi.socket": 0o644, "/etc/systemd/system/magicbell-fcgi.service": 0o644,

@@ -58,6 +58,16 @@ import TestSupport
         #expect(stack.auditLines.last?["operation"] as? String == "metrics", "a refused scrape is audited")
     }
 
+    @Test func theMetricsSnippetLetsAScraperReadMetricsAndNothingElse() throws {
+        let stack = try AdminStack(serverExtra: "include snippets/magicbell-metrics.conf;")
+        let scraper = HTTP.basic("prometheus", "prometheus")
+        let scrape = try stack.nginx.get("/magicbell-admin/metrics", headers: [scraper])
+        #expect(scrape.status == 200 && scrape.text.contains("magicbell_fcgi_tokens_minted_total 0"))
+        #expect(try stack.nginx.get("/magicbell-admin/jwt/project", headers: [scraper]).status == 401, "not an admin")
+        #expect(try stack.nginx.get("/magicbell-admin/metrics", headers: [demo]).status == 401)
+        #expect(try stack.nginx.admin("GET", "jwt/project").status == 200, "admins keep the rest")
+    }
+
     @Test func everyLineIsJSONAndEveryRequestLineCarriesNginxsRequestID() throws {
         let stack = try AdminStack(arguments: ["--log-level", "debug"])
         let token = try stack.nginx.get("/magicbell-token", headers: [demo])

@@ -139,7 +139,7 @@ final class Nginx {
             try fm.createDirectory(atPath: "\(prefix)/\(dir)", withIntermediateDirectories: true)
         }
         let nginxDir = Project.root.appendingPathComponent("nginx").path
-        for name in ["magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-admin.conf"] {
+        for name in ["magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-admin.conf", "magicbell-metrics.conf"] {
             try fm.copyItem(atPath: "\(nginxDir)/\(name)", toPath: "\(prefix)/conf/snippets/\(name)")
         }
         switch authVariant {
@@ -153,6 +153,8 @@ final class Nginx {
         try "demo:\(hash)\n".write(toFile: "\(prefix)/conf/htpasswd", atomically: true, encoding: .utf8)
         let adminHash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "admin"])
         try "admin:\(adminHash)\n".write(toFile: "\(prefix)/conf/magicbell-admin.htpasswd", atomically: true, encoding: .utf8)
+        let scraperHash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "prometheus"])
+        try "prometheus:\(scraperHash)\n".write(toFile: "\(prefix)/conf/magicbell-metrics.htpasswd", atomically: true, encoding: .utf8)
         if fm.fileExists(atPath: "/etc/nginx/fastcgi_params") {
             try fm.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(prefix)/conf/fastcgi_params")
         }
