@@ -12,6 +12,10 @@ public final class MagicBellResponder: FastCGIResponder {
     private var logger: Logger
     /// This worker's own token counters (see `Metrics`).
     private let counters: Metrics.TokenCounters
+    /// `--log-level debug` or lower: a line per request. Read once: the
+    /// level is set at start, and reading it through the logger copies the
+    /// handler on every request.
+    private let logsEveryRequest: Bool
     /// Where a reloaded configuration comes from, and the generation this
     /// worker's endpoints were built for.
     private let holder: ContextHolder?
@@ -24,6 +28,7 @@ public final class MagicBellResponder: FastCGIResponder {
         admin = AdminEndpoint(context: context)
         logger = context.logger
         counters = context.metrics.registerWorker()
+        logsEveryRequest = context.logger.logLevel <= .debug
         self.holder = holder
         self.generation = generation
     }
@@ -34,6 +39,7 @@ public final class MagicBellResponder: FastCGIResponder {
         admin = AdminEndpoint(context: context)
         logger = context.logger
         counters = context.metrics.registerWorker()
+        logsEveryRequest = context.logger.logLevel <= .debug
         holder = nil
         generation = 0
     }
@@ -72,13 +78,13 @@ public final class MagicBellResponder: FastCGIResponder {
     /// when it means nginx or MagicBell is wrong: a 400 on the identity
     /// params, a 5xx); the admin route writes its own audit line; with
     /// `--log-level debug`, every request is one more line. Each carries
-    /// nginx's `$request_id`.
+    /// nginx's `$request_id`, and so does the answer (`X-Request-Id`), so
+    /// that a failure seen in the browser leads to its line. A token at info
+    /// level has no line, so its answer skips the header (and the lookup).
     public func handle(_ request: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse) {
-        let debugging = logger.logLevel <= .debug
-        let started = debugging ? MonotonicClock.now() : 0
+        let started = logsEveryRequest ? MonotonicClock.now() : 0
         var route = Route.notFound
-        // nginx's $request_id, so a browser-side error can be matched to its log line.
-        if let requestID = request.param("REQUEST_ID") { response.addHeader("X-Request-Id", visibleASCII: requestID) }
+        var failed = false
         do throws(APIError) {
             route = Route.of(request)
             switch route {
@@ -92,6 +98,7 @@ public final class MagicBellResponder: FastCGIResponder {
                 throw .notFound
             }
         } catch {
+            failed = true
             counters.refused(error.code)
             logger.log(level: error.status == 400 || error.status >= 500 ? .warning : .info, "request refused", metadata: [
                 "request_id": .string(request.string("REQUEST_ID") ?? "-"),
@@ -102,7 +109,10 @@ public final class MagicBellResponder: FastCGIResponder {
             ])
             error.write(to: &response)
         }
-        if debugging {
+        if failed || route == .admin || logsEveryRequest, let requestID = request.param("REQUEST_ID") {
+            response.addHeader("X-Request-Id", visibleASCII: requestID)
+        }
+        if logsEveryRequest {
             logger.debug("request", metadata: [
                 "request_id": .string(request.string("REQUEST_ID") ?? "-"),
                 "route": .string(route.name),

@@ -97,13 +97,18 @@ import TestSupport
 
     @Test func infoLogsNothingForATokenAndTextFormatIsOnRequest() throws {
         let stack = try AdminStack(arguments: ["--log-format", "text"])
-        #expect(try stack.nginx.get("/magicbell-token", headers: [demo]).status == 200)
-        #expect(try stack.nginx.get("/magicbell-token", "DELETE", headers: [demo]).status == 405)
+        let token = try stack.nginx.get("/magicbell-token", headers: [demo])
+        #expect(token.status == 200)
+        #expect(token.header("X-Request-Id") == nil, "no log line to point at, so no id")
+        let refused = try stack.nginx.get("/magicbell-token", "DELETE", headers: [demo])
+        #expect(refused.status == 405)
+        let id = try #require(refused.header("X-Request-Id"))
         usleep(100_000)
         let lines = stack.responder.child.stderr.split(separator: "\n")
         #expect(lines.contains { $0.contains("info") && $0.contains("listening") })
         #expect(lines.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) == nil }, "text, not JSON")
-        #expect(lines.filter { $0.contains("request refused") && $0.contains("code=method_not_allowed") }.count == 1)
+        #expect(lines.filter { $0.contains("request refused") && $0.contains("code=method_not_allowed") && $0.contains(id) }.count == 1)
+        #expect(try stack.nginx.admin("GET", "jwt/project").header("X-Request-Id") != nil, "admin answers are audited: they carry it")
         #expect(!lines.contains { $0.contains("request_id") && !$0.contains("refused") }, "no line per token at info")
     }
 }
