@@ -81,6 +81,11 @@ os.execvp(sys.argv[1], sys.argv[1:])' scripts/demo >"$log" 2>&1 &
     grep -q "demo is running" "$log"
 }
 
+# The last lines of each of the demo's logs, on stderr: why a test on it failed.
+demo_print_logs() {
+    for f in "$DEMO_DIR"/logs/*; do echo "--- $f"; tail -20 "$f"; done >&2
+}
+
 # Ctrl-C to the demo's whole process group, then waits up to 10 s for it to end.
 demo_stop() {
     kill -INT -- -"$DEMO_PID" 2>/dev/null || true

@@ -35,13 +35,10 @@ public struct HTTPResponse {
 
     /// Adds a header whose value is copied as is if every byte is visible
     /// ASCII (0x21–0x7E) and there are at most `maxBytes`; otherwise adds
-    /// nothing and returns false. For echoing ids without building a String.
-    @discardableResult
-    public mutating func addHeader(_ name: StaticString, visibleASCII value: UnsafeBufferPointer<UInt8>,
-                                   maxBytes: Int = 128) -> Bool {
-        guard !value.isEmpty, value.count <= maxBytes, value.allSatisfy({ (0x21...0x7E).contains($0) }) else { return false }
+    /// nothing. For echoing ids without building a String.
+    public mutating func addHeader(_ name: StaticString, visibleASCII value: UnsafeBufferPointer<UInt8>, maxBytes: Int = 128) {
+        guard !value.isEmpty, value.count <= maxBytes, value.allSatisfy({ (0x21...0x7E).contains($0) }) else { return }
         appendLine(name, UnsafeRawBufferPointer(value))
-        return true
     }
 
     private mutating func appendLine(_ name: StaticString, _ value: UnsafeRawBufferPointer) {

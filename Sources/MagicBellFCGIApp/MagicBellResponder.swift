@@ -100,26 +100,28 @@ public final class MagicBellResponder: FastCGIResponder {
         } catch {
             failed = true
             counters.refused(error.code)
-            logger.log(level: error.status == 400 || error.status >= 500 ? .warning : .info, "request refused", metadata: [
-                "request_id": .string(request.string("REQUEST_ID") ?? "-"),
-                "route": .string(route.name),
-                "method": .string(request.string("REQUEST_METHOD") ?? "-"),
-                "status": .stringConvertible(error.status),
-                "code": .string(error.code),
-            ])
+            var fields = Self.requestFields(request, route, status: error.status)
+            fields["code"] = .string(error.code)
+            logger.log(level: error.status == 400 || error.status >= 500 ? .warning : .info, "request refused", metadata: fields)
             error.write(to: &response)
         }
         if failed || route == .admin || logsEveryRequest, let requestID = request.param("REQUEST_ID") {
             response.addHeader("X-Request-Id", visibleASCII: requestID)
         }
         if logsEveryRequest {
-            logger.debug("request", metadata: [
-                "request_id": .string(request.string("REQUEST_ID") ?? "-"),
-                "route": .string(route.name),
-                "method": .string(request.string("REQUEST_METHOD") ?? "-"),
-                "status": .stringConvertible(response.status),
-                "duration_ms": .stringConvertible(((MonotonicClock.now() - started) * 10_000).rounded() / 10),
-            ])
+            var fields = Self.requestFields(request, route, status: response.status)
+            fields["duration_ms"] = .stringConvertible(((MonotonicClock.now() - started) * 10_000).rounded() / 10)
+            logger.debug("request", metadata: fields)
         }
+    }
+
+    /// The fields of every log line about a request.
+    private static func requestFields(_ request: some RequestParameters, _ route: Route, status: Int) -> Logger.Metadata {
+        [
+            "request_id": .string(request.string("REQUEST_ID") ?? "-"),
+            "route": .string(route.name),
+            "method": .string(request.string("REQUEST_METHOD") ?? "-"),
+            "status": .stringConvertible(status),
+        ]
     }
 }

@@ -60,7 +60,7 @@ public final class Metrics: Sendable {
 
     private let shared = Mutex(Shared())
     private let activity: WorkerActivity?
-    private let started = Double(time(nil))
+    private let started = time(nil)
 
     /// `activity`: the server's workers, for `magicbell_fcgi_workers_busy`.
     public init(activity: WorkerActivity? = nil) { self.activity = activity }
@@ -98,7 +98,7 @@ public final class Metrics: Sendable {
         family("magicbell_fcgi_build_info", "gauge", "Always 1; the version is a label.")
         sample("magicbell_fcgi_build_info", [("version", MagicBellFCGIVersion.current)], "1")
         family("process_start_time_seconds", "gauge", "When the process started, in Unix seconds.")
-        sample("process_start_time_seconds", [], "\(Int(started))")
+        sample("process_start_time_seconds", [], "\(started)")
 
         family("magicbell_fcgi_tokens_minted_total", "counter", "Tokens handed out by the token route.")
         sample("magicbell_fcgi_tokens_minted_total", [], "\(workers.reduce(0) { $0 + $1.minted.load(ordering: .relaxed) })")
