@@ -25,7 +25,7 @@ final class AdminEndpoint {
         var audited = true
         defer {
             entry.status = response.status
-            entry.durationMS = (MonotonicClock.now() - started) * 1000
+            entry.durationMS = MonotonicClock.milliseconds(since: started)
             context.metrics.countAdmin(operation: entry.operation ?? "none", status: response.status)
             if audited { context.audit.record(entry) }
         }

@@ -27,7 +27,7 @@ struct AuditLog: Sendable {
             "method": .string(entry.method),
             "status": .stringConvertible(entry.status),
             "outcome": .string(entry.outcome),
-            "duration_ms": .stringConvertible((entry.durationMS * 10).rounded() / 10),
+            "duration_ms": .stringConvertible(entry.durationMS),
             "actor": .dictionary(actor),
         ]
         if let requestID = entry.requestID { fields["request_id"] = .string(requestID) }

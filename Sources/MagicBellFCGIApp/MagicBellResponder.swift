@@ -110,7 +110,7 @@ public final class MagicBellResponder: FastCGIResponder {
         }
         if logsEveryRequest {
             var fields = Self.requestFields(request, route, status: response.status)
-            fields["duration_ms"] = .stringConvertible(((MonotonicClock.now() - started) * 10_000).rounded() / 10)
+            fields["duration_ms"] = .stringConvertible(MonotonicClock.milliseconds(since: started))
             logger.debug("request", metadata: fields)
         }
     }

@@ -9,4 +9,9 @@ enum MonotonicClock {
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
+
+    /// Milliseconds since `started` (a `now()`), to 0.1 ms: what log lines show.
+    static func milliseconds(since started: Double) -> Double {
+        ((now() - started) * 10_000).rounded() / 10
+    }
 }
