@@ -20,6 +20,10 @@ public struct APIError: Error, Equatable {
 
     public static let notFound = APIError(
         status: 404, code: "not_found", message: "No such endpoint.")
+    /// The raw request target and the path the server matched disagree (see `Route`).
+    public static func invalidPath(_ why: String) -> APIError {
+        APIError(status: 400, code: "invalid_path", message: "The request path is ambiguous: \(why).")
+    }
     public static let methodNotAllowed = APIError(
         status: 405, code: "method_not_allowed", message: "This endpoint accepts GET and POST.", allow: "GET, POST")
 
@@ -29,8 +33,6 @@ public struct APIError: Error, Equatable {
     }
 
     // The admin route.
-    public static let adminForbidden = APIError(
-        status: 403, code: "admin_forbidden", message: "The admin route is only served where the server grants the admin role.")
     public static let crossOrigin = APIError(
         status: 403, code: "cross_origin", message: "Cross-site requests to the admin route are refused.")
     public static let adminNotConfigured = APIError(

@@ -6,14 +6,16 @@ import Foundation
 import MagicBellAPI
 
 /// `…/magicbell-admin/jwt/…`: forwards MagicBell's six JwtService
-/// operations with the server's project token, for requests that nginx
-/// marked as admin (`fastcgi_param MAGICBELL_ADMIN 1`).
+/// operations with the server's project token, for the locations that
+/// declare the admin route (`fastcgi_param MAGICBELL_ROUTE admin`); and the
+/// metrics, for those and for `MAGICBELL_ROUTE metrics`.
 final class AdminEndpoint {
     private let context: AppContext
 
     init(context: AppContext) { self.context = context }
 
-    func respond(to request: some RequestParameters & RequestBodyReader, rawPath: some Collection<UInt8>,
+    /// `MAGICBELL_ROUTE admin`; `path` is what follows `/magicbell-admin/`.
+    func respond(to request: some RequestParameters & RequestBodyReader, path: [String],
                  with response: inout HTTPResponse) {
         let started = MonotonicClock.now()
         let method = request.string("REQUEST_METHOD") ?? ""
@@ -30,8 +32,8 @@ final class AdminEndpoint {
             if audited { context.audit.record(entry) }
         }
         do throws(APIError) {
-            try checkAccess(request)
-            if Self.isMetricsPath(rawPath) {
+            try checkOrigin(request)
+            if path == ["metrics"] {
                 // Scrapes are counted but not audited: every 15 s is noise, not an action.
                 entry.operation = "metrics"
                 try serveMetrics(method: method, &response)
@@ -39,7 +41,7 @@ final class AdminEndpoint {
                 return
             }
             guard let client = context.client else { throw .adminNotConfigured }
-            let (operation, pathValue) = try AdminRequest.resolve(method: method, rawPath: rawPath)
+            let (operation, pathValue) = try AdminRequest.resolve(method: method, segments: path)
             entry.operation = operation.rawValue
             entry.target = pathValue
             let apiRequest = try AdminRequest.build(operation, pathValue: pathValue, request: request)
@@ -64,15 +66,28 @@ final class AdminEndpoint {
         }
     }
 
-    /// Only nginx can grant the admin role, and only same-site browsers may use it.
-    private func checkAccess(_ request: some RequestParameters) throws(APIError) {
-        guard let admin = request.param("MAGICBELL_ADMIN"), admin.count == 1, admin[0] == UInt8(ascii: "1") else {
-            throw .adminForbidden
+    /// `MAGICBELL_ROUTE metrics`: the metrics and nothing else, whatever the path.
+    func respondWithMetrics(to request: some RequestParameters, with response: inout HTTPResponse) {
+        do throws(APIError) {
+            try checkOrigin(request)
+            try serveMetrics(method: request.string("REQUEST_METHOD") ?? "", &response)
+        } catch {
+            error.write(to: &response)
         }
+        context.metrics.countAdmin(operation: "metrics", status: response.status)
+    }
+
+    /// Only same-site browsers may use the admin role (the role itself is
+    /// the route the location declared). The site's origin is the one the
+    /// browser addressed: `MAGICBELL_SITE_ORIGIN` (`$scheme://$http_host`,
+    /// set by magicbell-fastcgi.conf), so that a `fastcgi_params` that sets
+    /// `HTTP_HOST $host` (no port) cannot make a same-origin POST look foreign.
+    private func checkOrigin(_ request: some RequestParameters) throws(APIError) {
         if request.string("HTTP_SEC_FETCH_SITE")?.lowercased() == "cross-site" { throw .crossOrigin }
         if let origin = request.string("HTTP_ORIGIN") {
             guard let normalized = Origin.normalize(origin) else { throw .crossOrigin } // "null" and the like
-            let site = Origin.site(scheme: request.string("REQUEST_SCHEME") ?? "http", host: request.string("HTTP_HOST") ?? "")
+            let site = request.string("MAGICBELL_SITE_ORIGIN").flatMap(Origin.normalize)
+                ?? Origin.site(scheme: request.string("REQUEST_SCHEME") ?? "http", host: request.string("HTTP_HOST") ?? "")
             guard normalized == site || context.configuration.allowedOrigins.contains(normalized) else {
                 throw .crossOrigin
             }
@@ -94,12 +109,6 @@ final class AdminEndpoint {
             throw .upstreamInvalid("the body is not JSON (status \(answer.status))")
         }
         return answer
-    }
-
-    static let metricsPath = Array("metrics".utf8)
-
-    private static func isMetricsPath(_ rawPath: some Collection<UInt8>) -> Bool {
-        rawPath.elementsEqual(metricsPath)
     }
 
     /// `GET …/magicbell-admin/metrics`: the Prometheus text exposition.

@@ -10,7 +10,6 @@ import MagicBellAPI
 /// path value re-encoded as one segment, the query re-encoded, the body
 /// re-serialized. Nothing here touches the network.
 enum AdminRequest {
-    static let adminSegment = Array("/magicbell-admin/".utf8)
     /// Larger bodies are refused with 413.
     static let maxBodyBytes = 64 * 1024
     /// Ids (path and cursor values) and names are counted in characters
@@ -19,27 +18,10 @@ enum AdminRequest {
     static let maxStringLength = 255
     static let maxPageSize = 1000
 
-    /// The request path after the `/magicbell-admin/` segment, still raw
-    /// (percent-encoded), from `REQUEST_URI`: ids are decoded exactly once, here.
-    /// Every request is checked, so this only reads the param in place.
-    static func rawAdminPath(_ request: some RequestParameters) -> Slice<UnsafeBufferPointer<UInt8>>? {
-        guard let uri = request.param("REQUEST_URI") else { return nil }
-        let end = uri.firstIndex(of: UInt8(ascii: "?")) ?? uri.endIndex
-        let segment = adminSegment.count
-        var i = uri.startIndex
-        while i + segment <= end {
-            if uri[i] == UInt8(ascii: "/") && uri[i + 1] == UInt8(ascii: "m")
-                && adminSegment.withUnsafeBufferPointer({ memcmp($0.baseAddress!, uri.baseAddress! + i, segment) == 0 }) {
-                return uri[(i + segment)..<end]
-            }
-            i += 1
-        }
-        return nil
-    }
-
     /// Which operation the method and path name, with the decoded path value.
-    static func resolve(method: String, rawPath: some Collection<UInt8>) throws(APIError) -> (JwtOperation, String?) {
-        let segments = try decodeSegments(rawPath)
+    /// `segments` are the matched path's, decoded once by the server (see `Route`).
+    static func resolve(method: String, segments: [String]) throws(APIError) -> (JwtOperation, String?) {
+        guard !segments.contains(where: \.isEmpty) else { throw .notFound } // "//" or a trailing "/"
         switch JwtOperation.match(method: method, segments: segments) {
         case .operation(let operation, let pathValue): return (operation, pathValue)
         case .methodNotAllowed(let allowed): throw .methodNotAllowed(allowed)
@@ -57,19 +39,6 @@ enum AdminRequest {
             body = try validatedBody(kind, request: request)
         }
         return APIRequest(operation: operation, pathValue: pathValue, query: query, body: body)
-    }
-
-    static func decodeSegments(_ raw: some Collection<UInt8>) throws(APIError) -> [String] {
-        try Array(raw).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { segment throws(APIError) in
-            guard !segment.isEmpty else { throw .notFound } // "//" or a trailing "/"
-            guard let decoded = PercentEncoding.decode(segment) else {
-                throw .invalid("invalid_path", "The path has a malformed percent-escape.")
-            }
-            guard let text = String(validating: decoded, as: UTF8.self) else {
-                throw .invalid("invalid_path", "The path is not valid UTF-8.")
-            }
-            return text
-        }
     }
 
     static func validateID(_ value: String, name: String) throws(APIError) {

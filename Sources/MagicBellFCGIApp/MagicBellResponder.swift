@@ -83,43 +83,74 @@ public final class MagicBellResponder: FastCGIResponder {
     /// level has no line, so its answer skips the header (and the lookup).
     public func handle(_ request: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse) {
         let started = logsEveryRequest ? MonotonicClock.now() : 0
-        var route = Route.notFound
+        var routeName = "none"
+        var isAdmin = false
         var failed = false
+        var misconfigured: Logger.Metadata?
         do throws(APIError) {
-            route = Route.of(request)
+            let route: Route
+            do {
+                route = try Route.of(request)
+            } catch {
+                let (answer, warning) = Self.refusal(error)
+                misconfigured = warning
+                throw answer
+            }
+            routeName = route.name
             switch route {
             case .token:
                 try token.respond(to: request, with: &response)
                 counters.minted.add(1, ordering: .relaxed)
-            case .admin:
-                admin.respond(to: request, rawPath: AdminRequest.rawAdminPath(request) ?? UnsafeBufferPointer(start: nil, count: 0)[...],
-                              with: &response)
-            case .notFound:
-                throw .notFound
+            case .admin(let path):
+                isAdmin = true
+                admin.respond(to: request, path: path, with: &response)
+            case .metrics:
+                isAdmin = true
+                admin.respondWithMetrics(to: request, with: &response)
             }
         } catch {
             failed = true
             counters.refused(error.code)
-            var fields = Self.requestFields(request, route, status: error.status)
+            var fields = Self.requestFields(request, routeName, status: error.status)
             fields["code"] = .string(error.code)
-            logger.log(level: error.status == 400 || error.status >= 500 ? .warning : .info, "request refused", metadata: fields)
+            if let misconfigured {
+                logger.warning("request refused: the location declares no MAGICBELL_ROUTE",
+                               metadata: fields.merging(misconfigured) { $1 })
+            } else {
+                logger.log(level: error.status == 400 || error.status >= 500 ? .warning : .info, "request refused", metadata: fields)
+            }
             error.write(to: &response)
         }
-        if failed || route == .admin || logsEveryRequest, let requestID = request.param("REQUEST_ID") {
+        if failed || isAdmin || logsEveryRequest, let requestID = request.param("REQUEST_ID") {
             response.addHeader("X-Request-Id", visibleASCII: requestID)
         }
         if logsEveryRequest {
-            var fields = Self.requestFields(request, route, status: response.status)
+            var fields = Self.requestFields(request, routeName, status: response.status)
             fields["duration_ms"] = .stringConvertible(MonotonicClock.milliseconds(since: started))
             logger.debug("request", metadata: fields)
         }
     }
 
+    /// A request with no route. A location without a valid `MAGICBELL_ROUTE`
+    /// is a server misconfiguration: its one log line is a warning that
+    /// names the param (the client sees only a 404).
+    private static func refusal(_ refusal: Route.Refusal) -> (APIError, Logger.Metadata?) {
+        switch refusal {
+        case .notDeclared(let found):
+            return (.notFound, ["param": .string("\(Route.routeParam)"), "found": .string(found ?? "-"),
+                                "hint": "set fastcgi_param MAGICBELL_ROUTE token|admin|metrics in the location"])
+        case .invalidPath(let why):
+            return (.invalidPath(why), nil)
+        case .notFound:
+            return (.notFound, nil)
+        }
+    }
+
     /// The fields of every log line about a request.
-    private static func requestFields(_ request: some RequestParameters, _ route: Route, status: Int) -> Logger.Metadata {
+    private static func requestFields(_ request: some RequestParameters, _ route: String, status: Int) -> Logger.Metadata {
         [
             "request_id": .string(request.string("REQUEST_ID") ?? "-"),
-            "route": .string(route.name),
+            "route": .string(route),
             "method": .string(request.string("REQUEST_METHOD") ?? "-"),
             "status": .stringConvertible(status),
         ]

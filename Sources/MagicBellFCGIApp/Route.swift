@@ -1,49 +1,127 @@
 import FastCGIServer
 
-/// Which endpoint a request is for, decided from its path alone; nginx
-/// decides where the endpoints are mounted.
-public enum Route: Equatable {
-    /// The path ends with the segment `magicbell-token`.
+/// What a request is for, decided once, from what the web server set: the
+/// location declares its route (`fastcgi_param MAGICBELL_ROUTE token|admin|metrics`),
+/// and the admin operation comes from the decoded, normalized path the
+/// server matched (`DOCUMENT_URI`). Later code works from this value and
+/// never looks at the URI again.
+///
+/// Why not the URI alone: nginx picks the location (and its auth) from the
+/// decoded, normalized path, cut at `#`; a responder that routes on the raw
+/// `REQUEST_URI` can be steered by `%2F`, `#`, `//` or `..` into a route
+/// the location never authorized (a metrics login listing tokens).
+public enum Route: Equatable, Sendable {
+    /// `MAGICBELL_ROUTE token`: a token for the identity the location set.
     case token
-    /// The path has a `/magicbell-admin/` segment.
-    case admin
-    case notFound
+    /// `MAGICBELL_ROUTE admin`: the admin role. `path` is the normalized
+    /// path after its `/magicbell-admin/` segment, split at `/` (segments
+    /// are decoded once, by the server: `%2F` in an id arrives as `/`).
+    case admin(path: [String])
+    /// `MAGICBELL_ROUTE metrics`: the metrics and nothing else.
+    case metrics
 
     /// As logs and metrics name it.
     public var name: String {
         switch self {
         case .token: return "token"
         case .admin: return "admin"
-        case .notFound: return "not_found"
+        case .metrics: return "metrics"
         }
     }
 
-    static let tokenSegment = Array("magicbell-token".utf8)
+    public static let routeParam: StaticString = "MAGICBELL_ROUTE"
+    static let adminSegment = Array("/magicbell-admin/".utf8)
 
-    public static func of(_ request: some RequestParameters) -> Route {
-        // Admin first: /magicbell-admin/jwt/user/magicbell-token is a user id.
-        if AdminRequest.rawAdminPath(request) != nil { return .admin }
-        return of(path: path(of: request))
+    /// Why a request has no route.
+    public enum Refusal: Error, Equatable {
+        /// No `MAGICBELL_ROUTE`, or a value other than token, admin, metrics:
+        /// the location is not one of the project's (404, and a warning).
+        case notDeclared(found: String?)
+        /// The raw target has `#`, or does not decode to the matched path,
+        /// or the server sent no path (400 `invalid_path`).
+        case invalidPath(String)
+        /// An admin location whose path has no `/magicbell-admin/` segment.
+        case notFound
     }
 
-    /// The request path: `DOCUMENT_URI`, else `REQUEST_URI` without its query.
-    public static func path(of request: some RequestParameters) -> UnsafeBufferPointer<UInt8> {
-        if let documentURI = request.param("DOCUMENT_URI"), !documentURI.isEmpty {
-            return documentURI
+    /// The route of `request`. Cheap on the token path: two short param
+    /// compares and one pass over the URI, no allocation.
+    public static func of(_ request: some RequestParameters) throws(Refusal) -> Route {
+        guard let declared = request.param(routeParam) else { throw .notDeclared(found: nil) }
+        let route: Route
+        if bytes(declared, equal: "token") {
+            route = .token
+        } else if bytes(declared, equal: "admin") {
+            route = .admin(path: [])
+        } else if bytes(declared, equal: "metrics") {
+            route = .metrics
+        } else {
+            throw .notDeclared(found: String(decoding: declared.prefix(40), as: UTF8.self))
         }
-        guard let requestURI = request.param("REQUEST_URI") else {
-            return UnsafeBufferPointer(start: nil, count: 0)
-        }
-        let end = requestURI.firstIndex(of: UInt8(ascii: "?")) ?? requestURI.endIndex
-        return UnsafeBufferPointer(rebasing: requestURI[..<end])
+        let path = try matchedPath(request)
+        guard case .admin = route else { return route }
+        return .admin(path: try adminSegments(path))
     }
 
-    public static func of(path: UnsafeBufferPointer<UInt8>) -> Route {
-        // The last segment, exactly: "/x/magicbell-token" yes,
-        // "/magicbell-token/" and "/my-magicbell-token" no.
-        let n = path.count, k = tokenSegment.count
-        guard n > k, path[n - k - 1] == UInt8(ascii: "/") else { return .notFound }
-        for i in 0..<k where path[n - k + i] != tokenSegment[i] { return .notFound }
-        return .token
+    /// `DOCUMENT_URI`, once checked against the raw target (`REQUEST_URI` up
+    /// to `?`, when the server sends it): no `#`, and percent-decoding it
+    /// once gives exactly the matched path. nginx resolves `//`, `.` and `..`
+    /// before matching, so a target that needed any of that is refused too:
+    /// what the server matched and what is acted on are the same bytes.
+    static func matchedPath(_ request: some RequestParameters) throws(Refusal) -> UnsafeBufferPointer<UInt8> {
+        guard let path = request.param("DOCUMENT_URI"), !path.isEmpty else {
+            throw .invalidPath("the server passed no DOCUMENT_URI")
+        }
+        guard let raw = request.param("REQUEST_URI") else { return path }
+        var i = raw.startIndex, j = path.startIndex
+        while i < raw.endIndex {
+            var byte = raw[i]
+            if byte == UInt8(ascii: "?") { break }
+            if byte == UInt8(ascii: "#") { throw .invalidPath("the request target contains #") }
+            if byte == UInt8(ascii: "%") {
+                guard i + 2 < raw.endIndex, let high = hexValue(raw[i + 1]), let low = hexValue(raw[i + 2]) else {
+                    throw .invalidPath("the request target has a malformed percent-escape")
+                }
+                byte = high << 4 | low
+                i += 2
+            }
+            guard j < path.endIndex, path[j] == byte else {
+                throw .invalidPath("the request target does not decode to the path the server matched")
+            }
+            i += 1
+            j += 1
+        }
+        guard j == path.endIndex else {
+            throw .invalidPath("the request target does not decode to the path the server matched")
+        }
+        return path
+    }
+
+    /// The segments after the first `/magicbell-admin/` of the matched path.
+    static func adminSegments(_ path: UnsafeBufferPointer<UInt8>) throws(Refusal) -> [String] {
+        let n = adminSegment.count
+        var start = 0
+        while start + n <= path.count && !path[start..<(start + n)].elementsEqual(adminSegment) { start += 1 }
+        guard start + n <= path.count else { throw .notFound }
+        guard let rest = String(validating: path[(start + n)...], as: UTF8.self) else {
+            throw .invalidPath("the path is not valid UTF-8")
+        }
+        return rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    }
+
+    private static func bytes(_ value: UnsafeBufferPointer<UInt8>, equal literal: StaticString) -> Bool {
+        guard value.count == literal.utf8CodeUnitCount else { return false }
+        let expected = literal.utf8Start
+        for k in 0..<value.count where value[k] != expected[k] { return false }
+        return true
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 }

@@ -184,7 +184,7 @@ struct Mint: ParsableCommand {
         var configuration = try loadConfiguration()
         if let ttl { configuration.tokenTTL = ttl }
         let responder = try MagicBellResponder(configuration: configuration, logger: Logger(label: "magicbell-fcgi"))
-        var params = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token"]
+        var params = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token", "MAGICBELL_ROUTE": "token"]
         params["MAGICBELL_USER_EXTERNAL_ID"] = externalID
         params["MAGICBELL_USER_EMAIL"] = email
         var response = HTTPResponse()

@@ -11,7 +11,7 @@ struct FastCGIPreflightTests {
     }
 
     static let pairs = F.encodeParams([
-        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"),
+        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"),
         ("HTTP_COOKIE", String(repeating: "c", count: 300)), // four-byte value length
     ])
 

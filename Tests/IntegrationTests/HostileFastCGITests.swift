@@ -12,7 +12,7 @@ import Testing
     typealias F = FastCGIClient
 
     static let tokenParams = F.encodeParams([
-        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "bystander"),
+        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_USER_EXTERNAL_ID", "bystander"),
     ])
 
     enum Outcome: Equatable { case closed, answered }
@@ -37,7 +37,7 @@ import Testing
             F.record(F.params, F.encodeParams([("HTTP_COOKIE_\(n)", String(repeating: "c", count: 50_000))]))
         }
         let postParams = F.encodeParams([
-            ("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "x"),
+            ("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_USER_EXTERNAL_ID", "x"),
             ("CONTENT_LENGTH", "1000"),
         ])
         return [

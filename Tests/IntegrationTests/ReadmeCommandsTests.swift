@@ -51,7 +51,7 @@ import TestSupport
         #expect(stat(socket, &mode) == 0 && mode.st_mode & 0o777 == 0o660)
 
         let asked = try runProcess("/bin/sh", ["-c", """
-            REQUEST_METHOD=GET DOCUMENT_URI=/magicbell-token MAGICBELL_USER_EMAIL=a@example.com \
+            MAGICBELL_ROUTE=token REQUEST_METHOD=GET DOCUMENT_URI=/magicbell-token MAGICBELL_USER_EMAIL=a@example.com \
               cgi-fcgi -bind -connect \(socket)
             """], environment: ProcessInfo.processInfo.environment)
         #expect(asked.status == 0)

@@ -102,7 +102,7 @@ enum FastCGIProbe {
     static func ask(_ path: String) throws -> Bool {
         let fd = try Sockets.connectUnix(path: path, timeout: 2)
         defer { close(fd) }
-        try Sockets.writeAll(fd, FastCGIClient.request([("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"),
+        try Sockets.writeAll(fd, FastCGIClient.request([("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"),
                                                         ("MAGICBELL_USER_EXTERNAL_ID", "probe")]))
         return String(decoding: try FastCGIClient.readResponse(fd), as: UTF8.self).hasPrefix("Status: 200 OK")
     }

@@ -8,7 +8,7 @@ import Testing
 /// `magicbell-fcgi serve`: sockets, signals and configuration errors, on the real binary.
 @Suite(.serialized) struct ServeLifecycleTests {
     static let tokenRequest: [(String, String)] = [
-        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "fcgi-user"),
+        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_USER_EXTERNAL_ID", "fcgi-user"),
     ]
 
     @Test(arguments: [SIGTERM, SIGINT])
@@ -50,7 +50,7 @@ import Testing
         let b = try Sockets.connectUnix(path: responder.socketPath!, timeout: 5)
         defer { close(a); close(b) }
         func ask(_ fd: Int32, _ user: String) throws -> String {
-            let params = [("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", user)]
+            let params = [("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_USER_EXTERNAL_ID", user)]
             try Sockets.writeAll(fd, FastCGIClient.begin(keepConnection: true)
                 + FastCGIClient.record(FastCGIClient.params, FastCGIClient.encodeParams(params))
                 + FastCGIClient.record(FastCGIClient.params, []) + FastCGIClient.record(FastCGIClient.stdin, []))
@@ -69,7 +69,7 @@ import Testing
         let responder = try Responder(scratch: scratch)
         let fd = try Sockets.connectUnix(path: responder.socketPath!, timeout: 5)
         defer { close(fd) }
-        let params = [("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", "u"),
+        let params = [("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_USER_EXTERNAL_ID", "u"),
                       ("CONTENT_LENGTH", "40000")]
         let body = [UInt8](repeating: UInt8(ascii: "x"), count: 20000)
         for _ in 0..<2 {
@@ -91,7 +91,7 @@ import Testing
         let b = try Sockets.connectUnix(path: path, timeout: 5)
         defer { close(b) }
         func kept(_ user: String) -> [UInt8] {
-            let params = [("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_USER_EXTERNAL_ID", user)]
+            let params = [("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_USER_EXTERNAL_ID", user)]
             return FastCGIClient.begin(keepConnection: true) + FastCGIClient.record(FastCGIClient.params, FastCGIClient.encodeParams(params))
                 + FastCGIClient.record(FastCGIClient.params, []) + FastCGIClient.record(FastCGIClient.stdin, [])
         }

@@ -71,7 +71,7 @@ import Testing
         let responder = try Responder(scratch: scratch)
         let authPort = try Sockets.freePort()
         let nginx = try Nginx(scratch: scratch, authVariant: .file("oauth2-proxy.conf"), upstream: "unix:\(responder.socketPath!)",
-                              serverExtra: AuthBackend.oauth2Locations(port: authPort), httpExtra: AuthBackend.server(port: authPort))
+                              serverExtra: try AuthBackend.oauth2Locations(port: authPort), httpExtra: AuthBackend.server(port: authPort))
 
         let alice = try nginx.get("/magicbell-token", headers: [("Cookie", "_oauth2_proxy=session-alice")])
         #expect(alice.status == 200)
@@ -99,7 +99,7 @@ import Testing
         let responder = try Responder(scratch: scratch)
         let authPort = try Sockets.freePort()
         let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
-                              serverExtra: AuthBackend.appLocation(port: authPort), httpExtra: AuthBackend.server(port: authPort))
+                              serverExtra: try AuthBackend.appLocation(port: authPort), httpExtra: AuthBackend.server(port: authPort))
         #expect(try nginx.get("/magicbell-token").status == 401)
         #expect(try nginx.get("/magicbell-token", headers: [("Cookie", "session=forged")]).status == 401)
 
@@ -149,8 +149,14 @@ import Testing
     @Test func methodsPathsAndMountsThroughNginx() throws {
         let scratch = try Scratch()
         let responder = try Responder(scratch: scratch)
-        // A site that mounts the responder under /api/ and sends everything there to it.
+        // A site that mounts the token endpoint under /api/, and sends the
+        // rest of /api/ to the responder without declaring a route.
         let mounted = """
+        location = /api/magicbell-token {
+            include snippets/magicbell-fastcgi.conf;
+            fastcgi_param MAGICBELL_ROUTE token;
+            fastcgi_param MAGICBELL_USER_EXTERNAL_ID "site-user";
+        }
         location /api/ {
             include snippets/magicbell-fastcgi.conf;
             fastcgi_param MAGICBELL_USER_EXTERNAL_ID "site-user";

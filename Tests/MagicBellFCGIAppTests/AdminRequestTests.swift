@@ -44,13 +44,10 @@ import Testing
         #expect(code { () throws(APIError) in try body(.createUserToken, "") } == "invalid_json")
     }
 
-    @Test func pathsAreDecodedOnceAndChecked() {
-        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt/user/a%zz".utf8)[...]) } == "invalid_path")
-        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt/user/%FF".utf8)[...]) } == "invalid_path")
-        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt//project".utf8)[...]) } == "not_found")
-        #expect(code { () throws(APIError) in try AdminRequest.resolve(method: "GET", rawPath: Array("jwt/project/".utf8)[...]) } == "not_found")
-        // Decoded once: %252F is the three characters %2F, not a slash.
-        let resolved = try? AdminRequest.resolve(method: "GET", rawPath: Array("jwt/user/a%252Fb".utf8)[...])
+    @Test func pathValuesAreCheckedAsTheyArrive() {
+        // The segments arrive decoded (by the server, once): "a%2Fb" is those five characters.
+        let resolved = try? AdminRequest.resolve(method: "GET", segments: ["jwt", "user", "a%2Fb"])
+        #expect(resolved?.0 == .fetchUserTokens)
         #expect(resolved?.1 == "a%2Fb")
         #expect(code { () throws(APIError) in try AdminRequest.validateID("a/b", name: "token_id") } == "invalid_id")
         #expect(code { () throws(APIError) in try AdminRequest.validateID(".", name: "token_id") } == "invalid_id")
@@ -72,9 +69,21 @@ import Testing
         #expect(try AdminRequest.parseQuery([], paginated: false).isEmpty)
     }
 
-    @Test func adminPathsAreRoutedBeforeTokenPaths() {
-        let params = ParameterList(["REQUEST_URI": "/magicbell-admin/jwt/user/magicbell-token?limit=1", "DOCUMENT_URI": "/magicbell-admin/jwt/user/magicbell-token"])
-        #expect(Route.of(params) == .admin)
-        #expect(AdminRequest.rawAdminPath(params).map { String(decoding: $0, as: UTF8.self) } == "jwt/user/magicbell-token")
+    @Test func theAdminPathComesFromTheMatchedPathDecodedOnce() throws {
+        let params = ParameterList(["REQUEST_URI": "/magicbell-admin/jwt/user/a%2541?limit=1", "DOCUMENT_URI": "/magicbell-admin/jwt/user/a%41",
+                                    "MAGICBELL_ROUTE": "admin"])
+        #expect(try Route.of(params) == .admin(path: ["jwt", "user", "a%41"]))
+        let mounted = ParameterList(["DOCUMENT_URI": "/api/magicbell-admin/jwt/project", "MAGICBELL_ROUTE": "admin"])
+        #expect(try Route.of(mounted) == .admin(path: ["jwt", "project"]))
+        let elsewhere = ParameterList(["DOCUMENT_URI": "/admin/jwt/project", "MAGICBELL_ROUTE": "admin"])
+        #expect(throws: Route.Refusal.notFound) { try Route.of(elsewhere) }
+        let invalid = ParameterList(bytes: ["DOCUMENT_URI": Array("/magicbell-admin/jwt/user/".utf8) + [0xFF], "MAGICBELL_ROUTE": Array("admin".utf8)])
+        #expect(throws: Route.Refusal.invalidPath("the path is not valid UTF-8")) { try Route.of(invalid) }
+    }
+
+    @Test func emptySegmentsAreNotFound() {
+        for segments in [["jwt", "project", ""], ["jwt", "", "project"], [""]] {
+            #expect(code { () throws(APIError) in _ = try AdminRequest.resolve(method: "GET", segments: segments) } == "not_found")
+        }
     }
 }

@@ -26,10 +26,10 @@ import TestSupport
         let metrics = Metrics()
         let first = try MagicBellResponder(context: Self.context(metrics))
         let second = try MagicBellResponder(context: Self.context(metrics)) // as after a reload
-        let token = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token", "MAGICBELL_USER_EXTERNAL_ID": "u1"]
+        let token = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token", "MAGICBELL_ROUTE": "token", "MAGICBELL_USER_EXTERNAL_ID": "u1"]
         for _ in 0..<3 { #expect(Self.ask(first, token).status == 200) }
         #expect(Self.ask(second, token).status == 200)
-        #expect(Self.ask(second, ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token"]).status == 401)
+        #expect(Self.ask(second, ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token", "MAGICBELL_ROUTE": "token"]).status == 401)
         #expect(Self.ask(first, token.merging(["REQUEST_METHOD": "PUT"]) { $1 }).status == 405)
         #expect(Self.ask(first, ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/elsewhere"]).status == 404)
 
@@ -84,17 +84,27 @@ import TestSupport
 }
 
 extension MetricsTests {
-    @Test func theMetricsPathIsForTheAdminRoleOnly() throws {
+    @Test func metricsAreServedToTheMetricsAndAdminRoutesOnly() throws {
         let metrics = Metrics()
         let responder = try MagicBellResponder(context: Self.context(metrics))
-        let path = ["REQUEST_METHOD": "GET", "REQUEST_URI": "/magicbell-admin/metrics"]
-        let refused = Self.ask(responder, path)
-        #expect(refused.status == 403)
-        let served = Self.ask(responder, path.merging(["MAGICBELL_ADMIN": "1"]) { $1 })
-        #expect(served.status == 200)
-        #expect(String(decoding: served.body, as: UTF8.self).contains("magicbell_fcgi_tokens_minted_total 0"))
+        let path = ["REQUEST_METHOD": "GET", "REQUEST_URI": "/magicbell-admin/metrics", "DOCUMENT_URI": "/magicbell-admin/metrics"]
+        #expect(Self.ask(responder, path).status == 404) // no route declared
+        let asToken = Self.ask(responder, path.merging(["MAGICBELL_ROUTE": "token"]) { $1 })
+        #expect(asToken.status == 401) // a token location serves tokens, whatever the path
+        for route in ["metrics", "admin"] {
+            let served = Self.ask(responder, path.merging(["MAGICBELL_ROUTE": route]) { $1 })
+            #expect(served.status == 200)
+            #expect(String(decoding: served.body, as: UTF8.self).contains("magicbell_fcgi_tokens_minted_total 0"))
+        }
+        // The metrics route serves metrics and nothing else, whatever the path.
+        let elsewhere = ["REQUEST_METHOD": "GET", "REQUEST_URI": "/magicbell-admin/jwt/project",
+                         "DOCUMENT_URI": "/magicbell-admin/jwt/project", "MAGICBELL_ROUTE": "metrics"]
+        let scraped = Self.ask(responder, elsewhere)
+        #expect(scraped.status == 200)
+        #expect(String(decoding: scraped.body, as: UTF8.self).contains("magicbell_fcgi_tokens_minted_total"))
+        #expect(Self.ask(responder, elsewhere.merging(["REQUEST_METHOD": "DELETE"]) { $1 }).status == 405)
         // Metrics need no project token; every other admin path does.
-        let other = Self.ask(responder, path.merging(["MAGICBELL_ADMIN": "1", "REQUEST_URI": "/magicbell-admin/metrics/"]) { $1 })
+        let other = Self.ask(responder, ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/metrics/", "MAGICBELL_ROUTE": "admin"])
         #expect(other.status == 503)
     }
 }

@@ -41,7 +41,7 @@ import Testing
     }
 
     static func request(_ extra: [String: String] = [:]) -> [String: String] {
-        ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token"].merging(extra) { $1 }
+        ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token", "MAGICBELL_ROUTE": "token"].merging(extra) { $1 }
     }
 
     @Test func mintsATokenForTheServerSetIdentity() throws {
@@ -105,7 +105,7 @@ import Testing
     @Test func invalidUTF8IdentityIs400NamingTheParam() {
         let params = ParameterList(bytes: [
             "REQUEST_METHOD": Array("GET".utf8), "DOCUMENT_URI": Array("/magicbell-token".utf8),
-            "MAGICBELL_USER_EMAIL": [0x61, 0xFF, 0x62],
+            "MAGICBELL_ROUTE": Array("token".utf8), "MAGICBELL_USER_EMAIL": [0x61, 0xFF, 0x62],
         ])
         let answer = ask(params)
         #expect(answer.status == 400)
@@ -121,29 +121,64 @@ import Testing
         #expect(answer.errorCode == "method_not_allowed")
     }
 
-    @Test func unknownPathsAre404() {
-        for path in ["/", "/magicbell-token/", "/my-magicbell-token", "/magicbell-tokens", "/magicbell-token/x", "magicbell-token"] {
-            let answer = ask(Self.request(["DOCUMENT_URI": path, "MAGICBELL_USER_EXTERNAL_ID": "u"]))
-            #expect(answer.status == 404, "\(path)")
+    @Test func withoutADeclaredRouteEveryPathIs404() {
+        for route in [nil, "", "Token", "token ", "tokens", "1", "ADMIN"] as [String?] {
+            var params = Self.request(["MAGICBELL_USER_EXTERNAL_ID": "u"])
+            params["MAGICBELL_ROUTE"] = route
+            let answer = ask(params)
+            #expect(answer.status == 404, "\(route ?? "nil")")
             #expect(answer.errorCode == "not_found")
         }
     }
 
-    @Test func theEndpointCanBeMountedAnywhere() {
-        for path in ["/api/magicbell-token", "/a/b/c/magicbell-token"] {
-            #expect(ask(Self.request(["DOCUMENT_URI": path, "MAGICBELL_USER_EXTERNAL_ID": "u"])).status == 200)
+    @Test func theDeclaredRouteIsServedWhateverThePath() {
+        // The location decides; the path has no say (the old rule was "the
+        // last segment is magicbell-token").
+        for path in ["/api/magicbell-token", "/a/b/c/magicbell-token", "/token", "/magicbell-admin/jwt/project"] {
+            let answer = ask(Self.request(["DOCUMENT_URI": path, "MAGICBELL_USER_EXTERNAL_ID": "u"]))
+            #expect(answer.status == 200, "\(path)")
+            #expect(answer.json["token"] is String)
         }
     }
 
-    @Test func requestURIIsUsedWithoutItsQueryWhenDocumentURIIsMissing() {
-        let params = ["REQUEST_METHOD": "GET", "REQUEST_URI": "/api/magicbell-token?x=/magicbell-token", "MAGICBELL_USER_EXTERNAL_ID": "u"]
-        #expect(ask(params).status == 200)
-        let other = ["REQUEST_METHOD": "GET", "REQUEST_URI": "/other?magicbell-token", "MAGICBELL_USER_EXTERNAL_ID": "u"]
-        #expect(ask(other).status == 404)
+    @Test func aTokenLocationNeverServesTheAdminRouteOrMetrics() {
+        for uri in ["/magicbell-token/../magicbell-admin/jwt/project", "/magicbell-admin/metrics"] {
+            let answer = ask(Self.request(["DOCUMENT_URI": uri, "REQUEST_URI": uri, "MAGICBELL_USER_EXTERNAL_ID": "u"]))
+            #expect(answer.json["token"] is String, "\(uri) is a token answer, or refused")
+        }
+    }
+
+    @Test func theRawTargetMustDecodeOnceToTheMatchedPath() {
+        let accepted = [("/magicbell-token", "/magicbell-token"), ("/magicbell-token?x=#y", "/magicbell-token"),
+                        ("/magicbell%2Dtoken", "/magicbell-token"), ("/magicbell%2dtoken?a", "/magicbell-token"),
+                        ("/a%2541", "/a%41")]
+        for (raw, path) in accepted {
+            let answer = ask(Self.request(["REQUEST_URI": raw, "DOCUMENT_URI": path, "MAGICBELL_USER_EXTERNAL_ID": "u"]))
+            #expect(answer.status == 200, "\(raw) -> \(path)")
+        }
+        let refused = [("/magicbell-token#x", "/magicbell-token"), ("/magicbell-admin%2Fmetrics#/magicbell-admin/jwt/project", "/magicbell-admin/metrics"),
+                       ("//magicbell-token", "/magicbell-token"), ("/x/../magicbell-token", "/magicbell-token"),
+                       ("/./magicbell-token", "/magicbell-token"), ("/magicbell-token%", "/magicbell-token%"),
+                       ("/magicbell-token%4", "/magicbell-token%4"), ("/magicbell-token%zz", "/magicbell-token%zz"),
+                       ("/a%2541", "/aA"), ("/magicbell-token", "/magicbell-token/"), ("/magicbell-token/", "/magicbell-token"),
+                       ("/magicbell-token", "")]
+        for (raw, path) in refused {
+            let answer = ask(Self.request(["REQUEST_URI": raw, "DOCUMENT_URI": path, "MAGICBELL_USER_EXTERNAL_ID": "u"]))
+            #expect(answer.status == 400, "\(raw) -> \(path)")
+            #expect(answer.errorCode == "invalid_path", "\(raw) -> \(path)")
+            #expect(answer.json["token"] == nil)
+        }
+    }
+
+    @Test func noDocumentURIIs400() {
+        var params = Self.request(["MAGICBELL_USER_EXTERNAL_ID": "u", "REQUEST_URI": "/magicbell-token"])
+        params["DOCUMENT_URI"] = nil
+        #expect(ask(params).errorCode == "invalid_path")
     }
 
     @Test func everyErrorHasTheSameShape() {
-        for params in [Self.request(), Self.request(["REQUEST_METHOD": "PUT"]), Self.request(["DOCUMENT_URI": "/x"])] {
+        for params in [Self.request(), Self.request(["REQUEST_METHOD": "PUT"]), Self.request(["MAGICBELL_ROUTE": "x"]),
+                       Self.request(["REQUEST_URI": "/x#"])] {
             let error = ask(params).json["error"] as? [String: Any]
             #expect(error?.keys.sorted() == ["code", "message"])
             #expect(ask(params).json.keys.sorted() == ["error"])

@@ -7,8 +7,9 @@ import MagicBellAPI
 let client = JwtServiceClient(projectToken: "pt_fuzz", baseURL: URL(string: "https://api.magicbell.com/v2/")!)
 let methods = ["GET", "POST", "DELETE", "PUT", "get"]
 
-/// The admin route's parsers: path decoding and matching, query filtering,
-/// body validation. The input is `method byte, path \0 query \0 body`.
+/// The admin route's parsers: path matching, query filtering, body
+/// validation. The input is `method byte, path \0 query \0 body`; the path
+/// is what follows `/magicbell-admin/` in the matched (decoded) path.
 /// Properties: no crash; whatever is accepted is forwarded as exactly one
 /// path segment that decodes back to the id, a query of pagination names
 /// only, and a body that validates to itself (re-serializing is stable).
@@ -23,7 +24,9 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let body = parts.count > 2 ? Array(parts[2]) : []
 
     let resolved: (JwtOperation, String?)
-    do { resolved = try AdminRequest.resolve(method: method, rawPath: path) } catch { return 0 }
+    guard let text = String(validating: path, as: UTF8.self) else { return 0 } // Route refuses it
+    let segments = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    do { resolved = try AdminRequest.resolve(method: method, segments: segments) } catch { return 0 }
     let (operation, pathValue) = resolved
     let request = ParameterList(bytes: ["QUERY_STRING": query, "CONTENT_TYPE": Array("application/json".utf8),
                                         "REQUEST_METHOD": Array(method.utf8)], body: body)

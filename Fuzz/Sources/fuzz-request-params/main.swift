@@ -11,30 +11,47 @@ let responder = try! MagicBellResponder(configuration: configuration, logger: Lo
                                         clock: { 1_700_000_000 })
 let verifier = try! TokenVerifier(secret: secret)
 let names = ["REQUEST_METHOD", "DOCUMENT_URI", "REQUEST_URI", "QUERY_STRING", "MAGICBELL_USER_EMAIL",
-             "MAGICBELL_USER_EXTERNAL_ID", "MAGICBELL_ADMIN", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_ORIGIN",
+             "MAGICBELL_USER_EXTERNAL_ID", "MAGICBELL_ROUTE", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_ORIGIN",
              "HTTP_SEC_FETCH_SITE", "HTTP_HOST", "REQUEST_ID"]
 
 /// The whole request → response mapping on FastCGI params built from the
 /// input (no project token, so the admin route never reaches the network).
-/// The input is a list of `name-index byte, value \0`. Properties: no
-/// crash; the status is one the API documents; the body is JSON; every 200
-/// carries a token that verifies and is for exactly the identity nginx set.
+/// The input is a route byte (0: none, 1: token, 2: admin, 3: metrics,
+/// else as the params say), then a list of `name-index byte, value \0`.
+/// Properties: no crash; the status is one the API documents; the body is
+/// JSON, or the metrics text for a metrics answer; a token only ever comes
+/// from a location that declares `MAGICBELL_ROUTE token`, verifies, and is
+/// for exactly the identity nginx set.
 func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    guard let data else { return 0 }
+    guard let data, size > 0 else { return 0 }
     var params: [String: [UInt8]] = [:]
-    var rest = UnsafeBufferPointer(start: data, count: size)[...]
+    let routeByte = data[0]
+    var rest = UnsafeBufferPointer(start: data + 1, count: size - 1)[...]
     while let index = rest.first {
         rest = rest.dropFirst()
         let end = rest.firstIndex(of: 0) ?? rest.endIndex
         params[names[Int(index) % names.count]] = Array(rest[..<end])
         rest = rest[(end == rest.endIndex ? end : end + 1)...]
     }
+    switch routeByte {
+    case 0: params["MAGICBELL_ROUTE"] = nil
+    case 1: params["MAGICBELL_ROUTE"] = Array("token".utf8)
+    case 2: params["MAGICBELL_ROUTE"] = Array("admin".utf8)
+    case 3: params["MAGICBELL_ROUTE"] = Array("metrics".utf8)
+    default: break
+    }
     let request = ParameterList(bytes: params)
     var response = HTTPResponse()
     responder.handle(request, &response)
 
     precondition([200, 400, 401, 403, 404, 405, 413, 415, 503].contains(response.status), "status \(response.status)")
+    let route = params["MAGICBELL_ROUTE"].map { String(decoding: $0, as: UTF8.self) }
     let json = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+    if response.status == 200 && route != "token" {
+        precondition(route == "metrics" || route == "admin", "a 200 from no route")
+        precondition(String(decoding: response.body, as: UTF8.self).contains("magicbell_fcgi_tokens_minted_total"), "not metrics")
+        return 0
+    }
     precondition(json != nil, "the body is not a JSON object")
     if response.status == 200 {
         let claims = try! verifier.verify(json!["token"] as! String, now: 1_700_000_001).claims

@@ -148,9 +148,10 @@ final class Nginx {
         case .custom(let text):
             try text.write(toFile: "\(prefix)/conf/snippets/magicbell-token-auth.conf", atomically: true, encoding: .utf8)
         }
-        // auth_basic users: demo/demo, hashed by the openssl CLI (apr1, which nginx reads).
-        let hash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "demo"])
-        try "demo:\(hash)\n".write(toFile: "\(prefix)/conf/htpasswd", atomically: true, encoding: .utf8)
+        // auth_basic users: demo/demo, alice/alice and bob/bob, hashed by the
+        // openssl CLI (apr1, which nginx reads).
+        let users = try ["demo", "alice", "bob"].map { "\($0):\(try Self.run("/usr/bin/openssl", ["passwd", "-apr1", $0]))\n" }
+        try users.joined().write(toFile: "\(prefix)/conf/htpasswd", atomically: true, encoding: .utf8)
         let adminHash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "admin"])
         try "admin:\(adminHash)\n".write(toFile: "\(prefix)/conf/magicbell-admin.htpasswd", atomically: true, encoding: .utf8)
         let scraperHash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "prometheus"])
@@ -252,29 +253,35 @@ enum AuthBackend {
         """
     }
 
-    /// oauth2-proxy's documented nginx locations, pointed at the stand-in.
-    static func oauth2Locations(port: UInt16) -> String {
-        """
-        location = /oauth2/auth {
-            proxy_pass http://127.0.0.1:\(port);
-            proxy_set_header Host $host;
-            proxy_set_header Content-Length "";
-            proxy_pass_request_body off;
-        }
-        """
+    /// oauth2-proxy's auth location as nginx/auth/oauth2-proxy.conf shows it, pointed at the stand-in.
+    static func oauth2Locations(port: UInt16) throws -> String {
+        try documentedLocation("oauth2-proxy.conf", "location = /oauth2/auth {")
+            .replacingOccurrences(of: "127.0.0.1:4180", with: "127.0.0.1:\(port)")
     }
 
-    /// The app-session variant's documented internal location.
-    static func appLocation(port: UInt16) -> String {
-        """
-        location = /_magicbell_auth {
-            internal;
-            proxy_pass http://127.0.0.1:\(port)/auth/whoami;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
+    /// The app-session variant's internal location as nginx/auth/app-session.conf shows it.
+    static func appLocation(port: UInt16) throws -> String {
+        try documentedLocation("app-session.conf", "location = /_magicbell_auth {")
+            .replacingOccurrences(of: "127.0.0.1:3000", with: "127.0.0.1:\(port)")
+    }
+
+    /// A location block that an auth variant's comments tell users to add,
+    /// taken from the file as written (without the comment marks), so the
+    /// tests run the text users copy.
+    static func documentedLocation(_ file: String, _ opening: String) throws -> String {
+        let text = try String(contentsOfFile: Project.root.appendingPathComponent("nginx/auth/\(file)").path, encoding: .utf8)
+        var block: [String] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let code = line.hasPrefix("#") ? String(line.dropFirst()) : nil
+            if block.isEmpty {
+                if code?.trimmingCharacters(in: .whitespaces) == opening { block.append(code!) }
+                continue
+            }
+            guard let code else { break }
+            block.append(code)
+            if code.trimmingCharacters(in: .whitespaces) == "}" { return block.joined(separator: "\n") }
         }
-        """
+        throw Sockets.Failure(description: "\(file) shows no complete \(opening) block")
     }
 }
 

@@ -1,0 +1,194 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import TestSupport
+
+/// The responder acts only on what nginx authorized: the route the location
+/// declares, the path nginx matched, the identity its auth checked. Each
+/// case is an attack that worked with the earlier snippets and responder,
+/// through real nginx with the project's own snippets.
+@Suite(.serialized) struct TrustBoundaryTests {
+    typealias AdminStack = AdminRouteTests.AdminStack
+
+    /// A request with the target exactly as given (`#`, `%2F`, `..` kept).
+    static func raw(_ nginx: Nginx, _ method: String, _ target: String, user: (String, String)) throws -> HTTPResponse {
+        let (name, password) = user
+        let head = "\(method) \(target) HTTP/1.1\r\nHost: 127.0.0.1:\(nginx.port)\r\nConnection: close\r\n"
+            + "\(HTTP.basic(name, password).0): \(HTTP.basic(name, password).1)\r\n\r\n"
+        return try HTTP.exchange(port: nginx.port, Array(head.utf8))
+    }
+
+    // MARK: §1 the route comes from the location
+
+    @Test func aMetricsLoginCanNeitherListNorRevokeTokens() throws {
+        let stack = try AdminStack(serverExtra: "include snippets/magicbell-metrics.conf;")
+        let created = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"victim"}"#)
+        let victim = try #require(created.json?["token_id"] as? String)
+        let before = try stack.fake.requests().count
+
+        let scraper = ("prometheus", "prometheus")
+        let attempts = [
+            ("GET", "/magicbell-admin%2Fmetrics#/magicbell-admin/jwt/project"),
+            ("DELETE", "/magicbell-admin%2Fmetrics#/magicbell-admin/jwt/project/\(victim)"),
+            ("GET", "/magicbell-admin/metrics#/magicbell-admin/jwt/project"),
+            ("GET", "/magicbell-admin/jwt/../metrics"),
+            ("GET", "/magicbell-admin/jwt/project/..%2F..%2Fmetrics"),
+            ("GET", "//magicbell-admin/metrics"),
+        ]
+        for (method, target) in attempts {
+            let answer = try Self.raw(stack.nginx, method, target, user: scraper)
+            #expect(answer.json?["data"] == nil, "\(method) \(target) listed tokens: \(answer.text)")
+            #expect(answer.status != 200 || answer.text.contains("magicbell_fcgi_"), "\(method) \(target): \(answer.status) \(answer.text)")
+        }
+        #expect(try stack.fake.requests().count == before, "nothing reached MagicBell")
+        // The scrape itself still works.
+        let scrape = try Self.raw(stack.nginx, "GET", "/magicbell-admin/metrics", user: scraper)
+        #expect(scrape.status == 200)
+        #expect(scrape.text.contains("magicbell_fcgi_tokens_minted_total"))
+        #expect(try Self.raw(stack.nginx, "GET", "/magicbell-admin/metrics#x", user: scraper).errorCode == "invalid_path")
+    }
+
+    @Test func anNginxRuleUnderTheAdminRouteCannotBeBypassed() throws {
+        // A site that forbids one operation to every admin.
+        let stack = try AdminStack(serverExtra: "location = /magicbell-admin/jwt/project { return 403; }")
+        let admin = ("admin", "admin")
+        #expect(try Self.raw(stack.nginx, "GET", "/magicbell-admin/jwt/project", user: admin).status == 403)
+        for target in ["/magicbell-admin%2Fx#/magicbell-admin/jwt/project", "/magicbell-admin/x#/../jwt/project",
+                       "/magicbell-admin/jwt/projec%74", "/magicbell-admin/jwt//project", "/magicbell-admin/x/../jwt/project"] {
+            let answer = try Self.raw(stack.nginx, "GET", target, user: admin)
+            #expect(answer.status != 200, "\(target): \(answer.text)")
+        }
+        #expect(try stack.fake.requests().isEmpty)
+    }
+
+    @Test func theAdminLocationNeverMintsAUserToken() throws {
+        let stack = try AdminStack()
+        for target in ["/magicbell-admin%2Fmagicbell-token", "/magicbell-admin/magicbell-token", "/magicbell-admin/jwt/user/magicbell-token#"] {
+            let answer = try Self.raw(stack.nginx, "GET", target, user: ("admin", "admin"))
+            #expect(answer.json?["token"] == nil, "\(target): \(answer.text)")
+        }
+    }
+
+    @Test func aLocationWithoutMagicBellRouteIs404WithAWarningNamingTheParam() throws {
+        let stack = try AdminStack(serverExtra: """
+            underscores_in_headers on;
+            location /other/ { include snippets/magicbell-fastcgi.conf; fastcgi_param MAGICBELL_USER_EXTERNAL_ID "someone"; }
+            """)
+        let answer = try stack.nginx.get("/other/magicbell-admin/jwt/project", headers: [
+            ("MAGICBELL_ROUTE", "admin"), ("Magicbell-Route", "admin"), ("MAGICBELL_ADMIN", "1"),
+        ])
+        #expect(answer.status == 404)
+        #expect(answer.errorCode == "not_found")
+        #expect(try stack.nginx.get("/other/magicbell-token").status == 404)
+        let warnings = stack.responder.child.stderr.split(separator: "\n").filter { $0.contains("MAGICBELL_ROUTE") }
+        #expect(warnings.count == 2, "one line per request: \(warnings)")
+        #expect(warnings.allSatisfy { $0.contains(#""level":"warning""#) })
+        #expect(try stack.fake.requests().isEmpty)
+    }
+
+    @Test func anAbsoluteFormTargetIsServedByItsPath() throws {
+        let stack = try AdminStack()
+        let answer = try Self.raw(stack.nginx, "GET", "http://127.0.0.1:\(stack.nginx.port)/magicbell-token", user: ("demo", "demo"))
+        #expect(answer.status == 200, "\(answer.text)")
+        let listed = try Self.raw(stack.nginx, "GET", "http://127.0.0.1:\(stack.nginx.port)/magicbell-admin/jwt/project", user: ("admin", "admin"))
+        #expect(listed.status == 200, "\(listed.text)")
+    }
+
+    // MARK: §3 snippets that hold inside any server block
+
+    @Test func aSiteWideFastCGIMicroCacheNeverServesOneUsersTokenToAnother() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let cache = scratch.file("nginx/cache")
+        // A PHP micro-cache as sites write it: Cache-Control ignored.
+        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)",
+                              serverExtra: """
+                                fastcgi_cache micro;
+                                fastcgi_cache_key $scheme$request_method$host$request_uri;
+                                fastcgi_cache_valid 200 301 302 1m;
+                                fastcgi_ignore_headers Cache-Control Expires Set-Cookie;
+                                """,
+                              httpExtra: "fastcgi_cache_path \(cache) levels=1:2 keys_zone=micro:1m max_size=10m inactive=1m;")
+        for user in ["alice", "bob", "alice", "bob"] {
+            let answer = try nginx.get("/magicbell-token", headers: [HTTP.basic(user, user)])
+            #expect(answer.status == 200)
+            let claims = try PyJWT.decode(try #require(answer.json?["token"] as? String))
+            #expect(claims["user_external_id"] as? String == user)
+        }
+    }
+
+    @Test func aSiteWideProxyCacheNeverCachesTheSessionCheck() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let authPort = try Sockets.freePort()
+        let cache = scratch.file("nginx/proxy-cache")
+        let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
+                              serverExtra: """
+                                proxy_cache site;
+                                proxy_cache_valid 200 1m;
+                                \(try AuthBackend.appLocation(port: authPort))
+                                """,
+                              httpExtra: "proxy_cache_path \(cache) levels=1:2 keys_zone=site:1m max_size=10m inactive=1m;\n"
+                                + AuthBackend.server(port: authPort))
+        let first = try nginx.get("/magicbell-token", headers: [("Cookie", "session=user-1")])
+        #expect(try PyJWT.decode(try #require(first.json?["token"] as? String))["user_external_id"] as? String == "user-1")
+        let anonymous = try nginx.get("/magicbell-token")
+        #expect(anonymous.status == 401, "no session, yet: \(anonymous.text)")
+        let second = try nginx.get("/magicbell-token", headers: [("Cookie", "session=user-2")])
+        #expect(try PyJWT.decode(try #require(second.json?["token"] as? String))["user_external_id"] as? String == "user-2")
+    }
+
+    @Test func theSessionCheckNeverSeesTheClientsOwnIdentityHeaders() throws {
+        // The app under test answers with whatever X-User-Id it is sent, as
+        // an app behind a header-trusting proxy would.
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let authPort = try Sockets.freePort()
+        let echo = """
+            server {
+                listen 127.0.0.1:\(authPort);
+                location = /auth/whoami {
+                    if ($http_x_user_id) { add_header X-User-Id $http_x_user_id always; return 200; }
+                    return 401;
+                }
+            }
+            """
+        let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
+                              serverExtra: try AuthBackend.appLocation(port: authPort), httpExtra: echo)
+        let answer = try nginx.get("/magicbell-token", headers: [("X-User-Id", "mallory"), ("X-User-Email", "m@example.com")])
+        #expect(answer.status == 401, "\(answer.text)")
+    }
+
+    @Test func satisfyAnyInTheServerBlockGrantsNoMadeUpUserOrAdmin() throws {
+        let stack = try AdminStack(serverExtra: "include snippets/magicbell-metrics.conf;\nsatisfy any;\nallow 127.0.0.1;\ndeny all;")
+        let madeUp = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("mallory", "anything")])
+        #expect(madeUp.status == 401, "a token for mallory: \(madeUp.text)")
+        #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("alice", "alice")]).status == 200)
+        let admin = try Self.raw(stack.nginx, "GET", "/magicbell-admin/jwt/project", user: ("mallory", "anything"))
+        #expect(admin.status == 401, "admin for mallory: \(admin.text)")
+        let metrics = try stack.nginx.get("/magicbell-admin/metrics", headers: [HTTP.basic("mallory", "anything")])
+        #expect(metrics.status == 401)
+        #expect(try stack.fake.requests().isEmpty)
+    }
+
+    @Test func aSameOriginAdminPostOnANonDefaultPortPassesBehindDebiansFastCGIParams() throws {
+        // The admin location as a site would write it around the snippets,
+        // with Debian's fastcgi_params (HTTP_HOST $host: no port) included.
+        let adminLocation = try String(contentsOfFile: Project.root.appendingPathComponent("nginx/magicbell-admin.conf").path, encoding: .utf8)
+            .replacingOccurrences(of: "location /magicbell-admin/ {", with: "location /magicbell-admin/ {\n    include fastcgi_params;")
+        let scratch = try Scratch()
+        let fake = try FakeMagicBell()
+        let responder = try Responder(scratch: scratch, environment: Responder.environment([
+            "MAGICBELL_PROJECT_TOKEN": fake.token, "MAGICBELL_API_URL": fake.baseURL.absoluteString]))
+        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)",
+                              serverExtra: adminLocation)
+        let origin = "http://127.0.0.1:\(nginx.port)"
+        let created = try nginx.admin("POST", "jwt/project", json: #"{"name":"console"}"#,
+                                      headers: [("Origin", origin), ("Sec-Fetch-Site", "same-origin")])
+        #expect(created.status == 201, "\(created.text)")
+        let foreign = try nginx.admin("POST", "jwt/project", json: #"{"name":"x"}"#, headers: [("Origin", "http://127.0.0.1")])
+        #expect(foreign.errorCode == "cross_origin")
+    }
+}
