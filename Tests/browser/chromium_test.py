@@ -7,7 +7,8 @@ Chromium is driven over the DevTools protocol on a pipe
 the standard library is needed. Requests are counted from Chromium's own
 network events, not from anything the page reports.
 
-  chromium_test.py --url http://127.0.0.1:PORT --user demo:demo --ttl 60 --artifacts DIR
+  chromium_test.py --url http://127.0.0.1:PORT --user demo:demo --ttl 60 \
+      --logout-users alice:alice bob:bob --artifacts DIR
 """
 import argparse
 import base64
@@ -131,7 +132,7 @@ class Page:
 
     def evaluate(self, expression, timeout=30):
         """The value of an async expression in the page; a thrown error fails the test."""
-        result = self.call("Runtime.evaluate", {"expression": f"(async () => {{ {expression} }})()",
+        result = self.call("Runtime.evaluate", {"expression": f"(async () => {{ {expression}\n}})()",
                                                 "awaitPromise": True, "returnByValue": True}, timeout=timeout)
         if "exceptionDetails" in result:
             raise AssertionError(f"page threw: {result['exceptionDetails']}")
@@ -155,11 +156,27 @@ class Page:
         return False
 
 
+def basic(user):
+    """An HTTP Basic Authorization header value for "name:password"."""
+    return "Basic " + base64.b64encode(user.encode()).decode()
+
+
+def token_user(token):
+    """The user_external_id a JWT is for (its payload, base64url; unverified)."""
+    try:
+        payload = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))).get("user_external_id")
+    except Exception:
+        return None
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
     parser.add_argument("--user", required=True)
     parser.add_argument("--ttl", type=int, required=True)
+    parser.add_argument("--logout-users", nargs=2, required=True, metavar="USER:PASSWORD",
+                        help="who logs out (with a token request in flight) and who logs in after")
     parser.add_argument("--artifacts", required=True)
     args = parser.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -178,9 +195,11 @@ def main():
     tools = DevTools(chromium, profile)
     try:
         page = Page(tools)
-        login = base64.b64encode(args.user.encode()).decode()
         # Logged in: the browser sends the user's HTTP Basic login with every request.
-        page.call("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+        def log_in(who):
+            page.call("Network.setExtraHTTPHeaders", {"headers": {"Authorization": basic(who)}})
+
+        log_in(args.user)
         user = args.user.split(":")[0]
 
         # 1. The example page gets a token for the logged-in user.
@@ -287,7 +306,7 @@ def main():
         check("... once the user declined to log in", outcome.get("login_asked") == 1, outcome.get("login_asked"))
         check("... after one request, without retries", len(page.token_requests(start)) == 1,
               len(page.token_requests(start)))
-        page.call("Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {login}"}})
+        log_in(args.user)
 
         # 5. The page refreshes ahead of expiry: lead = min(60 s, 10% of the TTL).
         lead = min(60, args.ttl / 10)
@@ -312,6 +331,101 @@ def main():
         with open(path, "wb") as out:
             out.write(base64.b64decode(shot["data"]))
         check(f"screenshot saved ({path})", os.path.getsize(path) > 1000)
+
+        # 6. Logout while a token request is in flight: alice logs out and bob
+        # logs in before alice's answer arrives. Chromium's Fetch domain holds
+        # alice's answer (already made by nginx and the responder for her
+        # login) at the response stage until bob is logged in, then hands it
+        # to the page. The page uses the default source (the example page's
+        # own listener included), as a site's logout handler would.
+        alice, bob = args.logout_users
+        alice_name, bob_name = alice.split(":")[0], bob.split(":")[0]
+        page.call("Fetch.enable", {"patterns": [{"urlPattern": "*/magicbell-token*", "requestStage": "Response"}]})
+        seen_pauses = [page.mark()]
+
+        def next_token_answer(timeout):
+            """The next answer to a token request that Chromium holds; other requests pass."""
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    event = tools.wait_event("Fetch.requestPaused", since=seen_pauses[0],
+                                             timeout=max(0, deadline - time.time()))
+                except TimeoutError:
+                    return None
+                seen_pauses[0] = tools.events.index(event) + 1
+                if event["params"]["request"]["url"].split("?")[0].endswith("/magicbell-token"):
+                    return event["params"]
+                page.call("Fetch.continueRequest", {"requestId": event["params"]["requestId"]})
+
+        page.evaluate("""
+            const m = await import('/example/magicbell-token.js');
+            m.clearToken();  // the demo user logs out""")
+        log_in(alice)
+        start = page.mark()
+        page.evaluate("""
+            const m = await import('/example/magicbell-token.js');
+            const L = window.logout = {phase: 'alice', seen: [], bobSeen: [], results: {}};
+            L.settle = (name, promise) => promise.then(
+                (token) => { L.results[name] = {token}; },
+                (e) => { L.results[name] = {error: e.name, code: e.code, retryable: e.retryable}; });
+            m.onToken((token) => L.seen.push([L.phase, token]));  // starts alice's request
+            L.settle('alice', m.getToken());                       // and awaits it""")
+        held = next_token_answer(10)
+        held_user = None
+        if held:
+            body = page.call("Fetch.getResponseBody", {"requestId": held["requestId"]})
+            text = base64.b64decode(body["body"]).decode() if body.get("base64Encoded") else body["body"]
+            held_user = token_user(json.loads(text).get("token", ""))
+        check(f"alice's answer, held in flight, is a token for {alice_name}", held_user == alice_name, held_user)
+
+        page.evaluate("""
+            const m = await import('/example/magicbell-token.js');
+            m.clearToken();  // alice logs out
+            window.logout.phase = 'bob';""")
+        log_in(bob)
+        page.evaluate("""
+            const m = await import('/example/magicbell-token.js');
+            const L = window.logout;
+            L.settle('bob', m.getToken());
+            m.onToken((token) => L.bobSeen.push(token));""")
+        bobs = next_token_answer(5)  # a fresh request for bob, held too: alice's answer comes first
+        if held:
+            page.call("Fetch.continueRequest", {"requestId": held["requestId"]})
+            deadline = time.time() + 10
+            while time.time() < deadline and not any(  # the page has read alice's answer
+                    e["method"] in ("Network.loadingFinished", "Network.loadingFailed")
+                    and e["params"].get("requestId") == held.get("networkId") for e in tools.events[start:]):
+                time.sleep(0.05)
+            time.sleep(0.3)
+        if bobs:
+            page.call("Fetch.continueRequest", {"requestId": bobs["requestId"]})
+        page.wait_for("window.logout.results.alice && window.logout.results.bob", timeout=10)
+        time.sleep(0.3)
+        page.call("Fetch.disable")
+        after = page.evaluate("""
+            const L = window.logout;
+            return {results: L.results, seen: L.seen, bobSeen: L.bobSeen,
+                    shown: document.getElementById('user').textContent};""")
+        alice_result = after["results"].get("alice", {})
+        check("alice's getToken(), awaiting when she logged out, rejected with code 'cleared', not retryable",
+              alice_result == {"error": "MagicBellTokenError", "code": "cleared", "retryable": False},
+              {**alice_result, "token": token_user(alice_result["token"])} if "token" in alice_result
+              else alice_result)
+        bob_result = after["results"].get("bob", {})
+        check(f"bob's getToken() after the logout got a token for {bob_name}",
+              token_user(bob_result.get("token", "")) == bob_name,
+              {"token for": token_user(bob_result["token"])} if "token" in bob_result else bob_result)
+        after_logout = [token for phase, token in after["seen"] if phase == "bob"] + after["bobSeen"]
+        check(f"every token a listener got after the logout is for {bob_name} (both listeners got one)",
+              after_logout and all(token_user(t) == bob_name for t in after_logout)
+              and after["bobSeen"] and any(phase == "bob" for phase, _ in after["seen"]),
+              {"registered before the logout": [[phase, token_user(t)] for phase, t in after["seen"]],
+               "registered after": [token_user(t) for t in after["bobSeen"]]})
+        check(f"no listener ever got alice's token; the example page shows {bob_name}",
+              not any(token_user(t) == alice_name for t in after_logout + [t for _, t in after["seen"]])
+              and after["shown"] == bob_name, after["shown"])
+        check("2 requests: alice's (answer dropped) and a fresh one for bob", len(page.token_requests(start)) == 2,
+              len(page.token_requests(start)))
         errors = [e for e in tools.events if e["method"] == "Runtime.exceptionThrown"]
         check("no uncaught exception in the page", not errors, errors[:1])
     finally:

@@ -22,9 +22,18 @@
 // - retries network failures, 5xx, 408 and 429 with exponential back-off
 //   and full jitter (up to `maxAttempts`);
 // - never retries a 401: it rejects with NotLoggedInError (the user is not
-//   logged in) and stops background refreshes until the next call.
+//   logged in) and stops background refreshes until the next call;
+// - clearToken() (logout) starts afresh: a token request still in flight
+//   was sent with the old user's login, so its answer is the old user's
+//   token. It is dropped, never stored nor handed to a listener or to a
+//   later getToken() (which fetches anew, for whoever is logged in now);
+//   a getToken() still awaiting it rejects with code "cleared". Otherwise,
+//   after alice logs out and bob logs in, bob's page could get alice's token.
 
-/** A failed token request. `status` is 0 for a network failure. */
+/**
+ * A failed token request. `status` is 0 when no HTTP answer was used: a
+ * network failure, or code "cleared" (clearToken() was called meanwhile).
+ */
 export class MagicBellTokenError extends Error {
   constructor(message, { status = 0, code = "network_error", requestId = null, retryable = false } = {}) {
     super(message);
@@ -51,6 +60,11 @@ export function refreshLead(expiresIn) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+function clearedError() {
+  return new MagicBellTokenError("the token was cleared (logout) while this request was in flight", { code: "cleared" });
+}
+const isCleared = (error) => error instanceof MagicBellTokenError && error.code === "cleared";
+
 /**
  * A token source with its own cache. Most pages use the default one through
  * `getToken` and `onToken`; create more for other endpoints or for tests.
@@ -68,8 +82,11 @@ export function createTokenSource(options = {}) {
   const onError = options.onError ?? ((error) => console.warn("magicbell-token:", error));
 
   let current = null; // { token, expiresAt, expiresIn, receivedAt, refreshAt }
-  let inflight = null;
+  let inflight = null; // { promise, cancel }: the request of the current epoch
   let timer = null;
+  // Bumped by clear(). Whatever began in an older epoch (a request, a retry,
+  // a refresh timer) belongs to the user who logged out: its outcome is dropped.
+  let epoch = 0;
   const listeners = new Set();
 
   async function fetchOnce() {
@@ -118,7 +135,7 @@ export function createTokenSource(options = {}) {
     };
   }
 
-  async function fetchWithRetry() {
+  async function fetchWithRetry(started) {
     for (let attempt = 1; ; attempt++) {
       try {
         return await fetchOnce();
@@ -127,6 +144,8 @@ export function createTokenSource(options = {}) {
         // Full jitter: a random delay up to the exponential bound, so many
         // tabs that failed together do not retry together.
         await sleep(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)));
+        // No retry for a user who has logged out since.
+        if (started !== epoch) throw clearedError();
       }
     }
   }
@@ -135,36 +154,52 @@ export function createTokenSource(options = {}) {
     clearTimeout(timer);
     timer = null;
     if (listeners.size === 0 || !current) return;
+    const scheduled = epoch;
     timer = setTimeout(() => {
+      if (scheduled !== epoch) return;
       refresh().catch((error) => {
+        if (scheduled !== epoch) return; // cleared meanwhile: nothing to report or retry
         onError(error);
         // A 401 stops here: the next getToken() or onToken() starts again.
-        if (!(error instanceof NotLoggedInError)) timer = setTimeout(schedule, maxDelayMs);
+        if (!(error instanceof NotLoggedInError)) {
+          timer = setTimeout(() => scheduled === epoch && schedule(), maxDelayMs);
+        }
       });
     }, Math.max(0, current.refreshAt - Date.now()));
   }
 
   function refresh() {
-    if (!inflight) {
-      inflight = fetchWithRetry()
-        .then((fresh) => {
-          current = fresh;
-          const info = { expiresAt: fresh.expiresAt, expiresIn: fresh.expiresIn, receivedAt: fresh.receivedAt };
-          for (const listener of [...listeners]) {
-            try {
-              listener(fresh.token, info);
-            } catch (error) {
-              onError(error);
-            }
-          }
-          schedule();
-          return fresh;
-        })
-        .finally(() => {
-          inflight = null;
-        });
-    }
-    return inflight;
+    if (inflight) return inflight.promise;
+    const started = epoch;
+    let cancel;
+    // clear() rejects this at once, so that nobody waits for (or gets) the
+    // old user's answer.
+    const cancelled = new Promise((_, reject) => {
+      cancel = reject;
+    });
+    const fetched = fetchWithRetry(started).then((fresh) => {
+      if (started !== epoch) throw clearedError(); // the old user's token: dropped
+      current = fresh;
+      const info = { expiresAt: fresh.expiresAt, expiresIn: fresh.expiresIn, receivedAt: fresh.receivedAt };
+      for (const listener of [...listeners]) {
+        try {
+          listener(fresh.token, info);
+        } catch (error) {
+          onError(error);
+        }
+      }
+      schedule();
+      return fresh;
+    });
+    const entry = { promise: Promise.race([fetched, cancelled]), cancel };
+    inflight = entry;
+    // Only this epoch's own request may free the slot: an older one ending
+    // late must not drop the newer request that merges later calls.
+    const done = () => {
+      if (inflight === entry) inflight = null;
+    };
+    entry.promise.then(done, done);
+    return entry.promise;
   }
 
   return {
@@ -183,11 +218,13 @@ export function createTokenSource(options = {}) {
     onToken(callback) {
       listeners.add(callback);
       if (current && Date.now() < current.refreshAt) {
+        const { token } = current;
         const info = { expiresAt: current.expiresAt, expiresIn: current.expiresIn, receivedAt: current.receivedAt };
-        queueMicrotask(() => listeners.has(callback) && callback(current.token, info));
+        const added = epoch; // not if clear() comes before the microtask
+        queueMicrotask(() => added === epoch && listeners.has(callback) && callback(token, info));
         schedule();
       } else {
-        refresh().catch(onError);
+        refresh().catch((error) => isCleared(error) || onError(error));
       }
       return () => {
         listeners.delete(callback);
@@ -195,11 +232,21 @@ export function createTokenSource(options = {}) {
       };
     },
 
-    /** Forgets the token (e.g. on logout) and stops background refreshes. */
+    /**
+     * Forgets the token (on logout) and stops background refreshes. A request
+     * still in flight was made with the old login: its answer is dropped, a
+     * getToken() awaiting it rejects with code "cleared", and the next
+     * getToken() or onToken() fetches anew. Listeners stay registered and get
+     * the next user's token.
+     */
     clear() {
+      epoch += 1;
       current = null;
       clearTimeout(timer);
       timer = null;
+      const pending = inflight;
+      inflight = null;
+      pending?.cancel(clearedError());
     },
   };
 }
@@ -210,5 +257,5 @@ const defaultSource = createTokenSource();
 export const getToken = (options) => defaultSource.getToken(options);
 /** The default source's `onToken`. */
 export const onToken = (callback) => defaultSource.onToken(callback);
-/** The default source's `clear`. */
+/** The default source's `clear`: call it on logout (see `clear` above). */
 export const clearToken = () => defaultSource.clear();
