@@ -23,7 +23,7 @@ let package = Package(
     dependencies: [.package(path: "..")],
     targets: [
         .target(name: "FuzzDriver", path: "Sources/FuzzDriver"),
-        fuzzTarget("fuzz-fastcgi-header", ["FastCGIServer"]),
+        fuzzTarget("fuzz-fastcgi-connection", ["FastCGIServer"]),
         fuzzTarget("fuzz-request-params", ["MagicBellFCGIApp", "FastCGIServer", "MagicBellJWT"]),
         fuzzTarget("fuzz-admin-request", ["MagicBellFCGIApp", "FastCGIServer"]),
         fuzzTarget("fuzz-claims-json", ["MagicBellJWT"]),

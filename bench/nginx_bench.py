@@ -52,11 +52,11 @@ def prepare(work, snippets, auth):
     return conf
 
 
-def start_responder(binary, work, env, extra=()):
-    """`serve` on work/run/fcgi.sock, logging to work/logs/responder.log; returns (process, socket path)."""
-    socket_path = os.path.join(work, "run", "fcgi.sock")
+def start_responder(binary, work, env, extra=(), name="fcgi"):
+    """`serve` on work/run/NAME.sock, logging to work/logs/NAME.log; returns (process, socket path)."""
+    socket_path = os.path.join(work, "run", f"{name}.sock")
     process = subprocess.Popen([binary, "serve", "--socket", socket_path, "--log-level", "warning", *extra], env=env,
-                               stderr=open(os.path.join(work, "logs", "responder.log"), "w"))
+                               stderr=open(os.path.join(work, "logs", f"{name}.log"), "w"))
     wait_for(lambda: os.path.exists(socket_path), "the responder")
     return process, socket_path
 
@@ -118,6 +118,8 @@ def main():
     parser.add_argument("--keepalive", type=int, default=32,
                         help="nginx's idle FastCGI connections to the responder, as in nginx/magicbell-upstream.conf "
                              "(default 32; 0 turns keep-alive off)")
+    parser.add_argument("--baseline", help="another magicbell-fcgi (e.g. the build before a change), served through the "
+                        "same snippets at /baseline/magicbell-token and loaded in the same interleaved rounds")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="magicbell-bench.")
@@ -138,6 +140,20 @@ def main():
         responder, socket_path = start_responder(args.binary, work, env,
                                                  ["--workers", str(args.workers)] if args.workers else [])
         procs.append(responder)
+        baseline_location = ""
+        if args.baseline:
+            baseline, baseline_socket = start_responder(args.baseline, work, env,
+                                                        ["--workers", str(args.workers)] if args.workers else [], name="baseline")
+            procs.append(baseline)
+            # The same snippets, pointed at the baseline's upstream and path.
+            os.makedirs(os.path.join(conf, "baseline"))
+            for name in ("magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-token-auth.conf"):
+                text = open(os.path.join(conf, "snippets", name)).read()
+                text = (text.replace("magicbell_fcgi", "magicbell_baseline").replace("snippets/", "baseline/")
+                        .replace("location = /magicbell-token", "location = /baseline/magicbell-token"))
+                open(os.path.join(conf, "baseline", name), "w").write(text)
+            baseline_location = (f"upstream magicbell_baseline {{ server unix:{baseline_socket}; "
+                                 f"{f'keepalive {args.keepalive};' if args.keepalive else ''} }}")
 
         port = free_port()
         # A token-sized body for the ceiling: the responder's answer is about 330 bytes.
@@ -159,11 +175,13 @@ http {{
     uwsgi_temp_path {work}/tmp/uwsgi; scgi_temp_path {work}/tmp/scgi;
     js_import mint from njs-mint.js;
     upstream magicbell_fcgi {{ server unix:{socket_path}; {f"keepalive {args.keepalive};" if args.keepalive else ""} }}
+    {baseline_location}
     server {{
         listen 127.0.0.1:{port};
         location = /static {{ default_type application/json; add_header Cache-Control no-store; return 200 '{body}'; }}
         location = /njs/magicbell-token {{ js_content mint.mint; }}
         include snippets/magicbell-token.conf;
+        {"include baseline/magicbell-token.conf;" if args.baseline else ""}
     }}
 }}
 """)
@@ -184,14 +202,21 @@ http {{
 
         rss_before = rss_kib(responder.pid)
         targets = [("static", "/static"), ("njs", "/njs/magicbell-token"), ("responder", "/magicbell-token")]
+        servers = {"responder": responder}
+        if args.baseline:
+            targets.append(("baseline", "/baseline/magicbell-token"))
+            servers["baseline"] = baseline
+            answer = urllib.request.urlopen(base + "/baseline/magicbell-token").read()
+            assert jwt.decode(json.loads(answer)["token"], secret, algorithms=["HS256"])["user_external_id"] == "usr_l70vln"
         results = {name: [] for name, _ in targets}
-        cpu = []
+        cpus = {name: [] for name in servers}
+        cpu = cpus["responder"]
         for round_ in range(args.rounds):
             for name, path in targets:
-                before = cpu_seconds(responder.pid)
+                before = cpu_seconds(servers[name].pid) if name in servers else 0
                 result = wrk(base + path, args.duration, args.connections)
-                if name == "responder":
-                    cpu.append((cpu_seconds(responder.pid) - before) * 1e6 / max(1, result["requests"]))
+                if name in servers:
+                    cpus[name].append((cpu_seconds(servers[name].pid) - before) * 1e6 / max(1, result["requests"]))
                 results[name].append(result)
                 print(f"bench: round {round_ + 1} {name:9} {result['rps']:10.0f} req/s  p50 {result['p50']:.2f} ms  "
                       f"p99 {result['p99']:.2f} ms  errors {result['errors']}", file=sys.stderr)
@@ -205,7 +230,7 @@ http {{
         print("| what | req/s | p50 | p99 | errors |")
         print("|---|---:|---:|---:|---:|")
         labels = {"static": "(a) nginx `return 200`, same-size body", "njs": "(b) njs minting in nginx",
-                  "responder": "(c) magicbell-fcgi via the snippet"}
+                  "responder": "(c) magicbell-fcgi via the snippet", "baseline": "(d) the --baseline build, same snippets"}
         for name, _ in targets:
             m = med[name]
             print(f"| {labels[name]} | {m['rps']:,.0f} | {m['p50']:.2f} ms | {m['p99']:.2f} ms | {errors[name]} |")
@@ -214,6 +239,11 @@ http {{
               f"(c)/(b) p99 {c['p99'] / b['p99']:.2f}")
         print(f"responder CPU per request: {statistics.median(cpu):.1f} µs (median of rounds); "
               f"RSS before {rss_before / 1024:.1f} MB, after {rss_after / 1024:.1f} MB")
+        if args.baseline:
+            before_cpu, after_cpu = statistics.median(cpus["baseline"]), statistics.median(cpu)
+            print(f"baseline CPU per request: {before_cpu:.1f} µs; this build {after_cpu:.1f} µs: "
+                  f"{after_cpu - before_cpu:+.1f} µs (rounds: baseline {', '.join(f'{c:.1f}' for c in cpus['baseline'])}; "
+                  f"this build {', '.join(f'{c:.1f}' for c in cpu)})")
     finally:
         stop_all(procs, work)
 

@@ -25,9 +25,10 @@ public protocol FastCGIResponder: AnyObject {
 /// FastCGI keep-alive pool can be larger than the worker count, and a stop
 /// reaches every idle worker at once.
 ///
-/// Checking: before libfcgi reads a request, its header block is peeked at
-/// and checked (`FastCGIPreflight`); a malformed one closes that connection
-/// with one log line. Reads and writes time out after `ioTimeout`.
+/// Checking: every record of a connection is checked before libfcgi sees
+/// it, management records are answered by this server, and a malformed
+/// connection is closed with one log line (`ConnectionWorker`,
+/// `RequestIntake`). Reads and writes time out after `ioTimeout`.
 public final class FastCGIServer: @unchecked Sendable {
     public struct Options: Sendable {
         public var workers: Int
@@ -39,13 +40,26 @@ public final class FastCGIServer: @unchecked Sendable {
         public var ioTimeout: Double
         /// The largest header block (BEGIN_REQUEST and PARAMS) accepted.
         public var maxHeaderBytes: Int
+        /// The largest request body (STDIN) accepted; a larger one closes
+        /// the connection. nginx's admin snippet stops bodies over 128 KiB.
+        public var maxBodyBytes: Int
+        /// The most connections held at once (FCGI_MAX_CONNS).
+        public var maxConnections: Int
 
         public init(workers: Int = FastCGIServer.defaultWorkers, drainTimeout: Double = 10, ioTimeout: Double = 10,
-                    maxHeaderBytes: Int = FastCGIPreflight.defaultLimit) {
+                    maxHeaderBytes: Int = FastCGIPreflight.defaultLimit, maxBodyBytes: Int = 1 << 20,
+                    maxConnections: Int = 1024) {
             self.workers = workers
             self.drainTimeout = drainTimeout
             self.ioTimeout = ioTimeout
             self.maxHeaderBytes = maxHeaderBytes
+            self.maxBodyBytes = maxBodyBytes
+            self.maxConnections = maxConnections
+        }
+
+        var limits: RequestIntake.Limits {
+            RequestIntake.Limits(maxHeaderBytes: maxHeaderBytes, maxBodyBytes: maxBodyBytes,
+                                 values: ManagementValues(maxConnections: maxConnections, maxRequests: workers))
         }
     }
 
@@ -68,10 +82,6 @@ public final class FastCGIServer: @unchecked Sendable {
     private let stopFD: Int32
     /// The epoll set every worker waits in (see the type's comment).
     private let events: Int32
-    /// A request body left unread when the response is done is read and
-    /// dropped before its connection is kept, up to this many bytes; beyond,
-    /// the connection is closed instead.
-    static let maxBodyDrain = 1 << 20
 
     public init(socket: ListenSocket, options: Options, logger: Logger, activity: WorkerActivity? = nil,
                 makeResponder: @escaping @Sendable () throws -> any FastCGIResponder) throws {
@@ -103,6 +113,9 @@ public final class FastCGIServer: @unchecked Sendable {
         return epoll_ctl(epoll, modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event) == 0
     }
 
+    /// libfcgi's one-time setup, before any worker hands it a connection.
+    static func initializeLibfcgi() -> Bool { FCGX_Init() == 0 }
+
     /// Asks every worker to finish its current request and exit.
     public func stop() {
         var one: UInt64 = 1
@@ -113,7 +126,7 @@ public final class FastCGIServer: @unchecked Sendable {
     /// lets in-flight requests finish, removes the socket file it created and
     /// returns. SIGHUP calls `onHangup` when given.
     public func run(onHangup: (() -> Void)? = nil) throws {
-        guard FCGX_Init() == 0 else { throw ListenError("FCGX_Init failed") }
+        guard Self.initializeLibfcgi() else { throw ListenError("FCGX_Init failed") }
 
         // Workers inherit this mask, so the signals reach only the signalfd below.
         var signals = sigset_t()
@@ -125,11 +138,14 @@ public final class FastCGIServer: @unchecked Sendable {
         defer { close(signalFD) }
 
         let finished = DispatchGroup()
-        let responders = try (0..<options.workers).map { _ in try makeResponder() }
-        for (index, responder) in responders.enumerated() {
+        let workers = try (0..<options.workers).map { index in
+            try ConnectionWorker(index: index, responder: try makeResponder(), limits: options.limits,
+                                 ioTimeout: options.ioTimeout, logger: logger, activity: activity)
+        }
+        for (index, worker) in workers.enumerated() {
             finished.enter()
             let thread = Thread { [self] in
-                workerLoop(index, responder: responder)
+                workerLoop(worker)
                 finished.leave()
             }
             thread.name = "fcgi-worker-\(index)"
@@ -173,22 +189,8 @@ public final class FastCGIServer: @unchecked Sendable {
 
     private enum Wake: Equatable { case listen, stop, kept(Int32) }
 
-    private func workerLoop(_ index: Int, responder: any FastCGIResponder) {
-        let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
-        // No listen socket for libfcgi: this loop accepts (and checks) every
-        // connection itself and only hands libfcgi one that has a request.
-        FCGX_InitRequest(request, -1, 0)
-        let peek = UnsafeMutableRawBufferPointer.allocate(byteCount: options.maxHeaderBytes, alignment: 8)
-        defer {
-            FCGX_Free(request, 1)
-            request.deallocate()
-            peek.deallocate()
-        }
-        var response = HTTPResponse()
-        var wire: [UInt8] = []
-        wire.reserveCapacity(2048)
+    private func workerLoop(_ worker: ConnectionWorker) {
         var stopping = false
-
         while true {
             let fd: Int32
             switch stopping ? nextWhileStopping() : wait() {
@@ -202,30 +204,7 @@ public final class FastCGIServer: @unchecked Sendable {
                 guard let accepted = accept() else { continue }
                 fd = accepted
             }
-            guard checkHeader(fd, peek) else { continue }
-
-            // Hand the connection to libfcgi. It has no call for it: a
-            // connection's whole state is these two fields (ipcFd,
-            // keepConnection), the same since fcgi 2.4.
-            request.pointee.ipcFd = fd
-            request.pointee.keepConnection = 1
-            let rc = FCGX_Accept_r(request)
-            guard rc == 0 else {
-                // libfcgi closed it (a read failed or timed out).
-                logger.warning("dropped a FastCGI connection", metadata: ["error": "\(String(cString: strerror(-rc)))"])
-                continue
-            }
-            activity.setBusy(index, true)
-            defer { activity.setBusy(index, false) }
-            response.reset()
-            responder.respond(to: FastCGIRequest(raw: request), with: &response)
-            response.serialize(into: &wire)
-            wire.withUnsafeBufferPointer { bytes in
-                bytes.withMemoryRebound(to: CChar.self) {
-                    _ = FCGX_PutStr($0.baseAddress, Int32($0.count), request.pointee.out)
-                }
-            }
-            finish(request)
+            if worker.serve(fd) == .park { park(fd) }
         }
     }
 
@@ -250,100 +229,11 @@ public final class FastCGIServer: @unchecked Sendable {
         return fd
     }
 
-    /// True when the connection's next request has a complete, well-formed
-    /// header block (see `FastCGIPreflight`). Otherwise the connection is
-    /// closed (logged if it was malformed or stalled), or, if nothing has
-    /// arrived yet, parked in the shared set until something does.
-    private func checkHeader(_ fd: Int32, _ peek: UnsafeMutableRawBufferPointer) -> Bool {
-        var waited = 0.0
-        var pauseMilliseconds: Int32 = 1
-        while true {
-            let got = recv(fd, peek.baseAddress, peek.count, Int32(MSG_PEEK | MSG_DONTWAIT))
-            if got == 0 { // the peer closed between requests: the normal end of a kept connection
-                close(fd)
-                return false
-            }
-            if got < 0 {
-                let error = errno
-                if error == EINTR { continue }
-                if error == EAGAIN || error == EWOULDBLOCK {
-                    park(fd) // connected, nothing sent yet
-                    return false
-                }
-                close(fd)
-                return false
-            }
-            switch FastCGIPreflight.check(UnsafeRawBufferPointer(rebasing: peek[..<got]), limit: peek.count) {
-            case .ready:
-                return true
-            case .invalid(let reason):
-                return refuse(fd, reason)
-            case .incomplete:
-                // Part of a header block: the rest is normally a moment
-                // behind. A peek cannot wait for *more* data, so wait in
-                // short steps for the peer to hang up, bounded by ioTimeout.
-                if waited >= options.ioTimeout {
-                    return refuse(fd, "header block incomplete after \(options.ioTimeout) s")
-                }
-                var hangup = pollfd(fd: fd, events: Self.pollRDHUP, revents: 0)
-                if poll(&hangup, 1, pauseMilliseconds) > 0 {
-                    return refuse(fd, "connection closed inside the header block")
-                }
-                waited += Double(pauseMilliseconds) / 1000
-                pauseMilliseconds = min(pauseMilliseconds * 2, 20)
-            }
-        }
-    }
-
-    /// POLLRDHUP (Linux): the peer shut down its side. Glibc's Swift module
-    /// leaves it out, as a GNU extension.
-    private static let pollRDHUP: Int16 = 0x2000
-
-    private func refuse(_ fd: Int32, _ reason: String) -> Bool {
-        activity.countRefused()
-        logger.warning("refused a malformed FastCGI request", metadata: ["reason": "\(reason)"])
-        close(fd)
-        return false
-    }
-
     /// Puts a connection in the shared set, to be served when it has data.
     private func park(_ fd: Int32) {
         if !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue, modify: true)
             && !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue) {
             close(fd)
-        }
-    }
-
-    /// Ends the request; a connection nginx keeps alive goes back to the
-    /// shared set, to be picked up by whichever worker is free.
-    private func finish(_ request: UnsafeMutablePointer<FCGX_Request>) {
-        if request.pointee.keepConnection != 0 && !drainBody(request) {
-            request.pointee.keepConnection = 0 // a body too large to skip, or broken: close instead
-        }
-        if FCGX_GetError(request.pointee.in) != 0 {
-            // libfcgi closes the connection in FCGX_Finish_r.
-            logger.warning("a FastCGI connection broke during its request")
-        }
-        FCGX_Finish_r(request)
-        let fd = request.pointee.ipcFd
-        guard fd >= 0 else { return }
-        request.pointee.ipcFd = -1 // the connection now belongs to the set, not this request
-        park(fd)
-    }
-
-    /// Reads and drops what is left of the request body, so that the next
-    /// request on a kept connection starts at a record boundary.
-    private func drainBody(_ request: UnsafeMutablePointer<FCGX_Request>) -> Bool {
-        var scratch = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        var drained = 0
-        return withUnsafeMutableBytes(of: &scratch) { buffer in
-            let base = buffer.baseAddress!.assumingMemoryBound(to: CChar.self)
-            while drained <= Self.maxBodyDrain {
-                let got = FCGX_GetStr(base, Int32(buffer.count), request.pointee.in)
-                if got <= 0 { return FCGX_GetError(request.pointee.in) == 0 }
-                drained += Int(got)
-            }
-            return false
         }
     }
 

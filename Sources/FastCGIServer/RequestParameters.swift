@@ -35,6 +35,9 @@ public protocol RequestBodyReader {
 /// One accepted libfcgi request, seen by a responder on its worker thread.
 public struct FastCGIRequest: RequestParameters, RequestBodyReader {
     @usableFromInline let raw: UnsafeMutablePointer<FCGX_Request>
+    /// The whole body, when the request was read record by record; nil when
+    /// libfcgi reads it from the socket.
+    let body: UnsafeBufferPointer<UInt8>?
 
     @inlinable
     public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? {
@@ -50,6 +53,9 @@ public struct FastCGIRequest: RequestParameters, RequestBodyReader {
 
 extension FastCGIRequest {
     public func readBody(limit: Int) -> RequestBody {
+        if let body {
+            return body.count > limit ? .tooLarge : .complete(Array(body))
+        }
         var body: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 8192)
         while body.count <= limit {

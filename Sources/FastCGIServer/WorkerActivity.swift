@@ -1,7 +1,8 @@
 import Synchronization
 
 /// What the workers are doing, for metrics: which are busy with a request,
-/// and how many connections the header check refused.
+/// how each request came in (peeked whole, or read record by record), and
+/// how many connections and requests the record check refused.
 ///
 /// Each worker writes only its own slot, and slots are separate, padded
 /// allocations, so marking a request costs two uncontended atomic stores and
@@ -10,6 +11,9 @@ import Synchronization
 public final class WorkerActivity: Sendable {
     final class Slot: Sendable {
         let busy = Atomic<Bool>(false)
+        /// Requests served from a peek, and read record by record (see `ConnectionWorker`).
+        let peeked = Atomic<Int>(0)
+        let read = Atomic<Int>(0)
         // Keeps the next slot's flag off this one's cache line.
         let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     }
@@ -27,9 +31,23 @@ public final class WorkerActivity: Sendable {
     /// Workers handling a request right now (a scrape counts itself).
     public var busy: Int { slots.reduce(0) { $0 + ($1.busy.load(ordering: .relaxed) ? 1 : 0) } }
 
-    /// Connections closed by the header check since the start.
+    /// Connections closed, and requests refused, by the record check since the start.
     public var refusedConnections: Int { refused.load(ordering: .relaxed) }
 
+    /// Requests served since the start: peeked whole from the socket, or
+    /// read record by record (management records, a request in pieces).
+    public var peekedRequests: Int { slots.reduce(0) { $0 + $1.peeked.load(ordering: .relaxed) } }
+    public var readRequests: Int { slots.reduce(0) { $0 + $1.read.load(ordering: .relaxed) } }
+
     func setBusy(_ worker: Int, _ busy: Bool) { slots[worker].busy.store(busy, ordering: .relaxed) }
+    func countServed(_ worker: Int, peeked: Bool) {
+        // Only this worker writes its slot: a plain load and store, no read-modify-write.
+        let slot = slots[worker]
+        if peeked {
+            slot.peeked.store(slot.peeked.load(ordering: .relaxed) + 1, ordering: .relaxed)
+        } else {
+            slot.read.store(slot.read.load(ordering: .relaxed) + 1, ordering: .relaxed)
+        }
+    }
     func countRefused() { refused.add(1, ordering: .relaxed) }
 }

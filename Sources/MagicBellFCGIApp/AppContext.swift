@@ -1,3 +1,4 @@
+import FastCGIServer
 import Dispatch
 import Logging
 import MagicBellAPI

@@ -40,6 +40,12 @@ import TestSupport
                 "a refused call never reached MagicBell")
         #expect(samples["magicbell_fcgi_workers"] == 4)
         #expect(samples["magicbell_fcgi_workers_busy"] == 1, "the scrape itself")
+        // nginx sends a request whole: served from one look at the socket
+        // (only the POST's body may come in a second write).
+        let peeked = samples[#"magicbell_fcgi_fastcgi_requests_total{intake="peeked"}"#] ?? 0
+        let read = samples[#"magicbell_fcgi_fastcgi_requests_total{intake="read"}"#] ?? 0
+        #expect(peeked + read == 7, "3 tokens, the 405, 2 admin calls and this scrape")
+        #expect(peeked >= 6)
         usleep(100_000)
         #expect(stack.auditLines.count == auditedBefore, "a successful scrape is not an audited action")
 

@@ -8,15 +8,59 @@ import Glibc
 public enum FastCGIClient {
     public struct Failure: Error, CustomStringConvertible { public let description: String }
 
-    public static let beginRequest: UInt8 = 1, endRequest: UInt8 = 3, params: UInt8 = 4, stdin: UInt8 = 5, stdout: UInt8 = 6
+    public static let beginRequest: UInt8 = 1, abortRequest: UInt8 = 2, endRequest: UInt8 = 3, params: UInt8 = 4,
+                      stdin: UInt8 = 5, stdout: UInt8 = 6, getValues: UInt8 = 9, getValuesResult: UInt8 = 10, unknownType: UInt8 = 11
+
+    /// One record as read: type, request id and content (padding dropped).
+    public struct Record: Equatable, Sendable {
+        public let type: UInt8
+        public let id: UInt16
+        public let content: [UInt8]
+
+        public init(type: UInt8, id: UInt16, content: [UInt8]) {
+            self.type = type
+            self.id = id
+            self.content = content
+        }
+
+        /// The name-value pairs of a GET_VALUES_RESULT (or PARAMS) record, in order.
+        public var pairs: [(String, String)] { FastCGIClient.decodeParams(content) }
+    }
+
+    /// Reads one whole record.
+    public static func readRecord(_ fd: Int32) throws -> Record {
+        let header = try readExactly(fd, 8)
+        let length = Int(header[4]) << 8 | Int(header[5])
+        let content = try readExactly(fd, length + Int(header[6]))
+        return Record(type: header[1], id: UInt16(header[2]) << 8 | UInt16(header[3]), content: Array(content.prefix(length)))
+    }
+
+    /// Name-value pairs (spec §3.4), as the plainest reading of the format.
+    public static func decodeParams(_ bytes: [UInt8]) -> [(String, String)] {
+        var i = 0
+        func length() -> Int? {
+            guard i < bytes.count else { return nil }
+            if bytes[i] < 0x80 { i += 1; return Int(bytes[i - 1]) }
+            guard i + 4 <= bytes.count else { return nil }
+            defer { i += 4 }
+            return Int(bytes[i] & 0x7F) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
+        }
+        var pairs: [(String, String)] = []
+        while let name = length(), let value = length(), i + name + value <= bytes.count {
+            pairs.append((String(decoding: bytes[i..<(i + name)], as: UTF8.self),
+                          String(decoding: bytes[(i + name)..<(i + name + value)], as: UTF8.self)))
+            i += name + value
+        }
+        return pairs
+    }
 
     public static func record(_ type: UInt8, id: UInt16 = 1, _ content: [UInt8]) -> [UInt8] {
         let length = UInt16(content.count)
         return [1, type, UInt8(id >> 8), UInt8(id & 0xFF), UInt8(length >> 8), UInt8(length & 0xFF), 0, 0] + content
     }
 
-    public static func begin(keepConnection: Bool = false) -> [UInt8] {
-        record(beginRequest, [0, 1, keepConnection ? 1 : 0, 0, 0, 0, 0, 0]) // role RESPONDER
+    public static func begin(id: UInt16 = 1, keepConnection: Bool = false) -> [UInt8] {
+        record(beginRequest, id: id, [0, 1, keepConnection ? 1 : 0, 0, 0, 0, 0, 0]) // role RESPONDER
     }
 
     public static func encodeParams(_ pairs: [(String, String)]) -> [UInt8] {

@@ -1,0 +1,246 @@
+/// Every record of a connection, checked before libfcgi sees it, from the
+/// first byte of a request to the end of its STDIN, and whatever comes
+/// between requests (spec §3.3 records, §3.4 name-value pairs, §4
+/// management records, §5.1–§5.5 the request's records).
+///
+/// Why: libfcgi trusts what it reads. Two name-value lengths near 2^31
+/// overflow its `nameLen + valueLen + 2` and abort the process (Debian's
+/// 2.4.2-2+deb12u1 has the CVE-2025-23016 patch, which rejects only
+/// lengths equal to INT_MAX), and its GET_VALUES answer overruns a stack
+/// buffer (see `ManagementValues`). So libfcgi is only ever handed one
+/// RESPONDER request whose every record and length was checked here:
+/// BEGIN_REQUEST, its PARAMS (each pair within the limit), its STDIN
+/// (within the limit), nothing else in between.
+///
+/// What the spec asks and this answers itself: management records (request
+/// id 0) anywhere, with GET_VALUES_RESULT or UNKNOWN_TYPE (§4); a
+/// BEGIN_REQUEST for a second request id while one is open, with
+/// END_REQUEST(FCGI_CANT_MPX_CONN) (§5.1, §3.5); a role other than
+/// RESPONDER, with END_REQUEST(FCGI_UNKNOWN_ROLE); ABORT_REQUEST for the
+/// open request ends it (§5.4). Anything else is a peer that does not
+/// speak FastCGI, and its connection is closed with one log line.
+struct RequestIntake {
+    struct Limits: Sendable {
+        /// The largest header block: BEGIN_REQUEST and the PARAMS records.
+        var maxHeaderBytes: Int
+        /// The largest request body (the STDIN contents).
+        var maxBodyBytes: Int
+        /// Management records answered, and bytes of records of refused
+        /// requests skipped, from one request's start to the next's.
+        var maxManagementRecords = 64
+        var maxSkippedBytes = 1 << 20
+        var values: ManagementValues
+    }
+
+    enum Action: Equatable {
+        /// The record is part of the request: BEGIN_REQUEST, PARAMS, STDIN.
+        case request
+        /// Write `reply` and drop the record; the connection goes on. With
+        /// a `warning`, the peer sent something this server refuses to serve.
+        case reply([UInt8], warning: String?)
+        /// Drop the record (ABORT_REQUEST for a request that is over, a
+        /// refused request's records).
+        case skip
+        /// The open request was aborted: write `reply` (its END_REQUEST)
+        /// and start over; the request is not served.
+        case aborted([UInt8])
+        /// Close the connection; the reason is for the log.
+        case invalid(String)
+    }
+
+    enum Phase: Equatable { case idle, params, stdin, complete }
+
+    let limits: Limits
+    private(set) var phase = Phase.idle
+    private(set) var requestID: UInt16 = 0
+    private(set) var keepConnection = false
+    private var headerBytes = 0
+    private var bodyBytes = 0
+    private var managementRecords = 0
+    private var skippedBytes = 0
+    private var pairs: PairScanner
+    /// Ids answered with END_REQUEST whose records are skipped; a few at most.
+    private var refused: [UInt16] = []
+
+    init(limits: Limits) {
+        self.limits = limits
+        pairs = PairScanner(limit: limits.maxHeaderBytes)
+    }
+
+    var isComplete: Bool { phase == .complete }
+
+    /// Between requests: nothing of one has been taken yet.
+    var isIdle: Bool { phase == .idle }
+
+    /// Ready for the connection's next request.
+    mutating func reset() {
+        phase = .idle
+        headerBytes = 0
+        bodyBytes = 0
+        managementRecords = 0
+        skippedBytes = 0
+        pairs = PairScanner(limit: limits.maxHeaderBytes)
+    }
+
+    /// Checks a header before its content is read: whatever the content,
+    /// this record can never be accepted.
+    func precheck(_ header: RecordHeader) -> String? {
+        guard header.version == FCGI.version1 else { return "FastCGI version \(header.version), not 1" }
+        if header.requestID == 0 { return nil }
+        switch header.type {
+        case FCGI.beginRequest:
+            guard header.contentLength == 8 else { return "malformed BEGIN_REQUEST" }
+        case FCGI.params where phase == .params && header.requestID == requestID:
+            guard headerBytes + header.recordLength <= limits.maxHeaderBytes else { return "header block over \(limits.maxHeaderBytes) bytes" }
+        case FCGI.stdin where phase == .stdin && header.requestID == requestID:
+            guard bodyBytes + header.contentLength <= limits.maxBodyBytes else { return "request body over \(limits.maxBodyBytes) bytes" }
+        default:
+            break
+        }
+        return nil
+    }
+
+    /// Takes one whole record: its header and its content (padding dropped).
+    mutating func take(_ header: RecordHeader, _ content: UnsafeRawBufferPointer) -> Action {
+        if let problem = precheck(header) { return .invalid(problem) }
+        let id = header.requestID
+        if id == 0 { return management(header.type, content) }
+        switch header.type {
+        case FCGI.beginRequest:
+            return begin(id, content)
+        case FCGI.abortRequest:
+            guard id == requestID, phase == .params || phase == .stdin else { return skip(header) }
+            reset()
+            return .aborted(ManagementValues.endRequest(id, FCGI.requestComplete))
+        default:
+            break
+        }
+        guard phase != .idle, id == requestID else {
+            if refused.contains(id) { return skip(header) }
+            return .invalid("record type \(header.type) for request \(id), which was never begun")
+        }
+        switch (header.type, phase) {
+        case (FCGI.params, .params):
+            headerBytes += header.recordLength
+            if header.contentLength == 0 {
+                guard pairs.atPairBoundary else { return .invalid("params end inside a name-value pair") }
+                phase = .stdin
+            } else if let problem = pairs.scan(content) {
+                return .invalid(problem)
+            }
+            return .request
+        case (FCGI.stdin, .stdin):
+            bodyBytes += header.contentLength
+            if header.contentLength == 0 { phase = .complete }
+            return .request
+        default:
+            return .invalid("record type \(header.type) inside request \(id)")
+        }
+    }
+
+    private mutating func management(_ type: UInt8, _ content: UnsafeRawBufferPointer) -> Action {
+        managementRecords += 1
+        guard managementRecords <= limits.maxManagementRecords else {
+            return .invalid("more than \(limits.maxManagementRecords) management records")
+        }
+        if type == FCGI.getValues { return .reply(limits.values.getValuesResult(for: content), warning: nil) }
+        return .reply(ManagementValues.unknownType(type), warning: nil)
+    }
+
+    private mutating func begin(_ id: UInt16, _ content: UnsafeRawBufferPointer) -> Action {
+        let role = UInt16(content[0]) << 8 | UInt16(content[1])
+        if phase != .idle {
+            if id == requestID { return .invalid("request \(id) begun twice") }
+            return refuse(id, FCGI.cantMultiplex, warning: nil)
+        }
+        guard role == FCGI.responderRole else {
+            return refuse(id, FCGI.unknownRole, warning: "FastCGI role \(role), not RESPONDER")
+        }
+        refused.removeAll { $0 == id }
+        phase = .params
+        requestID = id
+        keepConnection = content[2] & FCGI.keepConnFlag != 0
+        headerBytes = FCGI.headerLength + 8
+        return .request
+    }
+
+    private mutating func refuse(_ id: UInt16, _ status: UInt8, warning: String?) -> Action {
+        if !refused.contains(id) {
+            guard refused.count < 8 else { return .invalid("more than 8 refused requests on one connection") }
+            refused.append(id)
+        }
+        return .reply(ManagementValues.endRequest(id, status), warning: warning)
+    }
+
+    private mutating func skip(_ header: RecordHeader) -> Action {
+        skippedBytes += header.recordLength
+        guard skippedBytes <= limits.maxSkippedBytes else { return .invalid("over \(limits.maxSkippedBytes) bytes of skipped records") }
+        return .skip
+    }
+}
+
+/// Walks name-value pairs (§3.4) across record boundaries, checking only
+/// their lengths: each pair must fit within the limit.
+struct PairScanner {
+    let limit: Int
+    /// Bytes of the current length field read so far, and its value.
+    private var lengthBytesSeen = 0
+    private var lengthBytesWanted = 0
+    private var length = 0
+    /// Which length comes next: the name's (0) or the value's (1).
+    private var field = 0
+    private var nameLength = 0
+    /// Name and value bytes still to skip.
+    private var skip = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    var atPairBoundary: Bool { skip == 0 && field == 0 && lengthBytesWanted == 0 }
+
+    mutating func scan(_ content: UnsafeRawBufferPointer) -> String? {
+        var index = 0
+        while index < content.count {
+            if skip > 0 {
+                let step = min(skip, content.count - index)
+                skip -= step
+                index += step
+                continue
+            }
+            let byte = content[index]
+            index += 1
+            if lengthBytesWanted == 0 {
+                // First byte of a length: one byte if < 128, else four.
+                if byte & 0x80 == 0 {
+                    if let problem = finishLength(Int(byte)) { return problem }
+                } else {
+                    length = Int(byte & 0x7F)
+                    lengthBytesWanted = 3
+                    lengthBytesSeen = 0
+                }
+            } else {
+                length = length << 8 | Int(byte)
+                lengthBytesSeen += 1
+                if lengthBytesSeen == lengthBytesWanted {
+                    lengthBytesWanted = 0
+                    if let problem = finishLength(length) { return problem }
+                }
+            }
+        }
+        return nil
+    }
+
+    private mutating func finishLength(_ value: Int) -> String? {
+        if field == 0 {
+            nameLength = value
+            field = 1
+            return nil
+        }
+        field = 0
+        // Both lengths are < 2^31, so the sum cannot overflow an Int.
+        guard nameLength + value <= limit else {
+            return "a param of \(nameLength) + \(value) bytes, over \(limit)"
+        }
+        skip = nameLength + value
+        return nil
+    }
+}

@@ -1,0 +1,145 @@
+@testable import FastCGIServer
+import TestSupport
+import Testing
+
+/// The record check that stands between the socket and libfcgi: the fast
+/// path's look (`FastCGIPreflight`) and the record-by-record intake
+/// (`RequestIntake`), which share every rule.
+struct RequestIntakeTests {
+    typealias F = FastCGIClient
+
+    func check(_ bytes: [UInt8], limit: Int = FastCGIPreflight.defaultLimit) -> FastCGIPreflight.Verdict {
+        bytes.withUnsafeBytes { FastCGIPreflight.check($0, headerLimit: limit) }
+    }
+
+    static let limits = RequestIntake.Limits(maxHeaderBytes: 4096, maxBodyBytes: 100,
+                                             values: ManagementValues(maxConnections: 64, maxRequests: 4))
+
+    /// Feeds whole records to an intake; returns each record's action.
+    static func take(_ bytes: [UInt8], _ intake: inout RequestIntake) -> [RequestIntake.Action] {
+        var actions: [RequestIntake.Action] = []
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset + 8 <= raw.count {
+                let header = RecordHeader(UnsafeRawBufferPointer(rebasing: raw[offset...]))
+                let content = UnsafeRawBufferPointer(rebasing: raw[(offset + 8)..<(offset + 8 + header.contentLength)])
+                actions.append(intake.take(header, content))
+                offset += header.recordLength
+            }
+        }
+        return actions
+    }
+
+    static let pairs = F.encodeParams([
+        ("REQUEST_METHOD", "GET"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"),
+        ("HTTP_COOKIE", String(repeating: "c", count: 300)), // four-byte value length
+    ])
+
+    /// nginx's shape, with the pairs split mid-length across two records
+    /// and a padded record.
+    static let valid: [UInt8] = {
+        let split = 15 // inside the second pair's header
+        var padded = F.record(F.params, Array(pairs[split...]))
+        padded[6] = 3 // padding length
+        padded += [0, 0, 0]
+        return F.begin() + F.record(F.params, Array(pairs[..<split])) + padded + F.record(F.params, [])
+    }()
+
+    @Test func oneWholeCleanRequestIsReadyAndAnythingLessOrMoreIsReadRecordByRecord() {
+        let request = Self.valid + F.record(F.stdin, [1, 2, 3]) + F.record(F.stdin, [])
+        #expect(check(request) == .ready)
+        #expect(check(Self.valid + F.record(F.stdin, [])) == .ready)
+        for end in 0..<request.count {
+            #expect(check(Array(request[..<end])) == .needsIntake, "prefix of \(end) bytes")
+        }
+        // Something after the request (libfcgi could read it and lose it).
+        #expect(check(request + F.record(F.getValues, id: 0, [])) == .needsIntake)
+        #expect(check(request + [1]) == .needsIntake)
+        // Management records, before or inside the request.
+        #expect(check(F.record(F.getValues, id: 0, []) + request) == .needsIntake)
+        #expect(check(Self.valid + F.record(F.getValues, id: 0, []) + F.record(F.stdin, [])) == .needsIntake)
+        // A second request id while one is open; an abort.
+        #expect(check(Self.valid + F.begin(id: 2) + F.record(F.stdin, [])) == .needsIntake)
+        #expect(check(Self.valid + F.record(F.abortRequest, [])) == .needsIntake)
+    }
+
+    @Test func eachHeaderFieldIsChecked() {
+        var wrongVersion = Self.valid
+        wrongVersion[0] = 2
+        #expect(check(wrongVersion) == .invalid("FastCGI version 2, not 1"))
+        #expect(check(F.record(F.beginRequest, [0, 1, 0, 0])) == .invalid("malformed BEGIN_REQUEST"))
+        #expect(check(F.record(42, [])) == .invalid("record type 42 for request 1, which was never begun"))
+        #expect(check(F.begin() + F.record(F.stdin, [])) == .invalid("record type 5 inside request 1"))
+        #expect(check(F.begin() + F.record(F.params, id: 2, [])) == .invalid("record type 4 for request 2, which was never begun"))
+        #expect(check(F.begin() + F.begin()) == .invalid("request 1 begun twice"))
+        #expect(check(Self.valid + F.record(F.params, [])) == .invalid("record type 4 inside request 1"))
+    }
+
+    @Test func lengthsThatWouldOverflowLibfcgiAreRefused() {
+        // The request that aborted the process before this check existed.
+        let huge: [UInt8] = [0xFF, 0xFF, 0xFF, 0xF0, 0xFF, 0xFF, 0xFF, 0xF0] + [UInt8](repeating: 65, count: 100)
+        #expect(check(F.begin() + F.record(F.params, huge)) == .invalid("a param of 2147483632 + 2147483632 bytes, over 131072"))
+        // The same lengths split byte by byte across records.
+        var oneByteRecords = F.begin()
+        for byte in huge.prefix(8) { oneByteRecords += F.record(F.params, [byte]) }
+        #expect(check(oneByteRecords) == .invalid("a param of 2147483632 + 2147483632 bytes, over 131072"))
+        // A pair must fit in the limit even when it is not all there yet.
+        #expect(check(F.begin() + F.record(F.params, [0x80, 0, 0x10, 0, 1]), limit: 4096) == .invalid("a param of 4096 + 1 bytes, over 4096"))
+    }
+
+    @Test func theBlockMustEndInsideTheLimitAndAtAPairBoundary() {
+        let request = Self.valid + F.record(F.stdin, [])
+        #expect(check(request, limit: Self.valid.count) == .ready)
+        #expect(check(request, limit: Self.valid.count - 1) == .invalid("header block over \(Self.valid.count - 1) bytes"))
+        #expect(check(F.begin() + F.record(F.params, [5]) + F.record(F.params, [])) == .invalid("params end inside a name-value pair"))
+        #expect(check(F.begin() + F.record(F.params, [1, 1, 65]) + F.record(F.params, [])) == .invalid("params end inside a name-value pair"))
+        #expect(check(F.begin() + F.record(F.params, [0x81, 0]) + F.record(F.params, [])) == .invalid("params end inside a name-value pair"))
+        #expect(check(F.begin() + F.record(F.params, [0, 0]) + F.record(F.params, []) + F.record(F.stdin, [])) == .ready)
+    }
+
+    @Test func getValuesIsAnsweredWithEachKnownVariableOnceInTheOrderAsked() {
+        var intake = RequestIntake(limits: Self.limits)
+        let asked = F.encodeParams([("FCGI_MAX_REQS", ""), ("FCGI_MAX_CONNS", ""), ("NOPE", ""), ("FCGI_MAX_REQS", "x"),
+                                    ("FCGI_MPXS_CONNS", "")] + Array(repeating: ("FCGI_MAX_CONNS", ""), count: 50))
+        let actions = Self.take(F.record(F.getValues, id: 0, asked), &intake)
+        guard case .reply(let reply, nil) = actions.first else { Issue.record("\(actions)"); return }
+        let content = Array(reply[8..<(8 + (Int(reply[4]) << 8 | Int(reply[5])))])
+        #expect(F.decodeParams(content).map { "\($0.0)=\($0.1)" } == ["FCGI_MAX_REQS=4", "FCGI_MAX_CONNS=64", "FCGI_MPXS_CONNS=0"])
+        #expect(Array(reply[0..<4]) == [1, F.getValuesResult, 0, 0])
+        #expect(reply.count % 8 == 0, "padded to 8 bytes")
+        #expect(intake.isIdle)
+        // A malformed list ends at its first bad pair; the record is still answered.
+        let cut = Self.take(F.record(F.getValues, id: 0, F.encodeParams([("FCGI_MPXS_CONNS", "")]) + [0x80, 0]), &intake)
+        guard case .reply(let partial, nil) = cut.first else { Issue.record("\(cut)"); return }
+        #expect(F.decodeParams(Array(partial[8..<(8 + Int(partial[5]))])).map(\.0) == ["FCGI_MPXS_CONNS"])
+    }
+
+    @Test func managementRecordsAreBoundedBetweenRequests() {
+        var intake = RequestIntake(limits: Self.limits)
+        let actions = Self.take((0..<65).flatMap { _ in F.record(7, id: 0, []) }, &intake)
+        #expect(actions.dropLast().allSatisfy { $0 == .reply(ManagementValues.unknownType(7), warning: nil) })
+        #expect(actions.last == .invalid("more than 64 management records"))
+    }
+
+    @Test func aSecondRequestIsRefusedAndItsRecordsSkippedAnAbortEndsTheOpenOne() {
+        var intake = RequestIntake(limits: Self.limits)
+        let actions = Self.take(F.begin(keepConnection: true) + F.begin(id: 2) + F.record(F.params, id: 2, [1, 1, 65, 66])
+                                + F.record(F.params, []) + F.record(F.stdin, [9]) + F.record(F.abortRequest, []), &intake)
+        #expect(actions == [.request, .reply(ManagementValues.endRequest(2, FCGI.cantMultiplex), warning: nil), .skip,
+                            .request, .request, .aborted(ManagementValues.endRequest(1, FCGI.requestComplete))])
+        #expect(intake.isIdle && intake.keepConnection)
+        // Over: a late abort is skipped; the next request starts clean.
+        #expect(Self.take(F.record(F.abortRequest, []) + F.begin() + F.record(F.params, []) + F.record(F.stdin, []), &intake)
+                == [.skip, .request, .request, .request])
+        #expect(intake.isComplete)
+    }
+
+    @Test func anUnknownRoleIsEndedAsTheSpecSaysAndTheBodyIsBounded() {
+        var intake = RequestIntake(limits: Self.limits)
+        let actions = Self.take(F.record(F.beginRequest, [0, 2, 0, 0, 0, 0, 0, 0]), &intake)
+        #expect(actions == [.reply(ManagementValues.endRequest(1, FCGI.unknownRole), warning: "FastCGI role 2, not RESPONDER")])
+        var body = RequestIntake(limits: Self.limits)
+        #expect(Self.take(F.begin() + F.record(F.params, []) + F.record(F.stdin, Array(repeating: 1, count: 100))
+                          + F.record(F.stdin, [1]), &body).last == .invalid("request body over 100 bytes"))
+    }
+}
