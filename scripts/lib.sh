@@ -1,7 +1,7 @@
 # Shared by scripts/demo and scripts/test. Sourced, not run.
 
 # System packages the project builds, tests and demos with.
-MAGICBELL_SYSTEM_PACKAGES=(nginx libfcgi-dev libfcgi-bin spawn-fcgi libssl-dev openssl pkg-config curl python3 iproute2 systemd)
+MAGICBELL_SYSTEM_PACKAGES=(nginx haproxy libfcgi-dev libfcgi-bin spawn-fcgi libssl-dev openssl pkg-config curl python3 iproute2 systemd)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -22,10 +22,12 @@ ensure_system_packages() {
     fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Debian starts the packaged nginx on install; this project never uses it.
-    if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null; then
-        $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
-    fi
+    # Debian starts the packaged nginx and haproxy on install; this project never uses them.
+    for service in nginx haproxy; do
+        if [[ " ${missing[*]} " == *" $service "* ]] && command -v systemctl >/dev/null; then
+            $sudo systemctl disable --now "$service" >/dev/null 2>&1 || true
+        fi
+    done
 }
 
 # Sanitizer settings for every sanitized process started from here on: the

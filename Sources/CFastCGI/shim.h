@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 // accept4 is a GNU extension the Glibc module does not declare; the worker
 // accepts connections itself, close-on-exec, and hands them to libfcgi.
@@ -22,4 +24,40 @@ static inline int mbf_accept_cloexec(int fd) { return accept4(fd, 0, 0, SOCK_CLO
 int pipe2(int pipefd[2], int flags);
 static inline int mbf_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, 02000000 /* O_CLOEXEC */ | 04000 /* O_NONBLOCK */); }
 static inline int mbf_set_pipe_size(int fd, int size) { return fcntl(fd, 1031 /* F_SETPIPE_SZ */, size); }
+
+// No core file, and no ptrace by same-uid processes: a crash must never
+// write the secret key to disk. prctl is variadic, which Swift cannot call.
+static inline int mbf_forbid_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    int a = setrlimit(RLIMIT_CORE, &none);
+    int b = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    return a == 0 && b == 0 ? 0 : -1;
+}
+
+// The descriptor limit, soft and hard; and raising the soft one to `wanted`
+// (at most the hard one). Returns the soft limit in force.
+static inline long mbf_nofile_limit(void) {
+    struct rlimit limit;
+    return getrlimit(RLIMIT_NOFILE, &limit) == 0 ? (long)limit.rlim_cur : 1024;
+}
+static inline long mbf_raise_nofile_limit(long wanted) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 1024;
+    if ((long)limit.rlim_cur < wanted) {
+        limit.rlim_cur = (rlim_t)wanted < limit.rlim_max ? (rlim_t)wanted : limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+        getrlimit(RLIMIT_NOFILE, &limit);
+    }
+    return (long)limit.rlim_cur;
+}
+
+// The uid of a unix-socket peer (SO_PEERCRED; struct ucred needs _GNU_SOURCE).
+struct mbf_ucred { int pid; unsigned uid; unsigned gid; };
+static inline int mbf_peer_uid(int fd, unsigned *uid) {
+    struct mbf_ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, 17 /* SO_PEERCRED */, &credentials, &length) != 0) return -1;
+    *uid = credentials.uid;
+    return 0;
+}
 #endif

@@ -43,18 +43,27 @@ public final class FastCGIServer: @unchecked Sendable {
         /// The largest request body (STDIN) accepted; a larger one closes
         /// the connection. nginx's admin snippet stops bodies over 128 KiB.
         public var maxBodyBytes: Int
-        /// The most connections held at once (FCGI_MAX_CONNS).
+        /// The most connections held at once (FCGI_MAX_CONNS); beyond,
+        /// new ones are closed at once.
         public var maxConnections: Int
+        /// How long a kept connection may wait for its next request (and a
+        /// new one for its first) before it is closed. Above nginx's own
+        /// upstream keepalive_timeout (60 s), so nginx closes first.
+        public var idleTimeout: Double
+        /// Who may connect (`--peer-uid`, `FCGI_WEB_SERVER_ADDRS`).
+        public var peers: PeerPolicy
 
         public init(workers: Int = FastCGIServer.defaultWorkers, drainTimeout: Double = 10, ioTimeout: Double = 10,
                     maxHeaderBytes: Int = FastCGIPreflight.defaultLimit, maxBodyBytes: Int = 1 << 20,
-                    maxConnections: Int = 1024) {
+                    maxConnections: Int = 1024, idleTimeout: Double = 120, peers: PeerPolicy = PeerPolicy()) {
             self.workers = workers
             self.drainTimeout = drainTimeout
             self.ioTimeout = ioTimeout
             self.maxHeaderBytes = maxHeaderBytes
             self.maxBodyBytes = maxBodyBytes
             self.maxConnections = maxConnections
+            self.idleTimeout = idleTimeout
+            self.peers = peers
         }
 
         var limits: RequestIntake.Limits {
@@ -82,6 +91,13 @@ public final class FastCGIServer: @unchecked Sendable {
     private let stopFD: Int32
     /// The epoll set every worker waits in (see the type's comment).
     private let events: Int32
+    /// AF_UNIX, AF_INET or AF_INET6: what `options.peers` checks.
+    private let family: Int32
+    /// The last time a refused peer was logged, for at most one line a second.
+    private let refusedPeers = RateLimitedWarning()
+    private let refusedOverLimit = RateLimitedWarning()
+    /// Open connections and how long parked ones have been idle.
+    private let connections: IdleConnections
 
     public init(socket: ListenSocket, options: Options, logger: Logger, activity: WorkerActivity? = nil,
                 makeResponder: @escaping @Sendable () throws -> any FastCGIResponder) throws {
@@ -92,6 +108,13 @@ public final class FastCGIServer: @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.makeResponder = makeResponder
+        connections = IdleConnections(maxConnections: options.maxConnections)
+        var bound = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fd, $0, &length) }
+        }
+        family = Int32(bound.ss_family)
         stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
         guard stopFD >= 0 else { throw ListenError("eventfd: \(lastError())") }
         events = epoll_create1(Int32(EPOLL_CLOEXEC))
@@ -111,6 +134,16 @@ public final class FastCGIServer: @unchecked Sendable {
         event.events = flags
         event.data.fd = fd
         return epoll_ctl(epoll, modify ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &event) == 0
+    }
+
+    /// No core dumps and no same-uid ptrace for this process, from now on:
+    /// call it before any secret is read.
+    public static func forbidCoreDumps() -> Bool { mbf_forbid_core_dumps() == 0 }
+
+    /// Raises the soft descriptor limit toward the hard one, enough for
+    /// `connections` plus the workers' pipes; returns the limit in force.
+    public static func raiseDescriptorLimit(toHold connections: Int, workers: Int) -> Int {
+        mbf_raise_nofile_limit(connections + 2 * workers + 64)
     }
 
     /// libfcgi's one-time setup, before any worker hands it a connection.
@@ -169,8 +202,14 @@ public final class FastCGIServer: @unchecked Sendable {
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
         while true {
-            let ready = poll(&fds, 2, -1)
+            // Once a second, close the connections idle for too long.
+            let ready = poll(&fds, 2, 1000)
             if ready < 0 { if errno == EINTR { continue }; return }
+            if ready == 0 {
+                let reaped = connections.reap(now: MonotonicClock.now(), timeout: options.idleTimeout)
+                if reaped > 0 { logger.debug("closed idle connections", metadata: ["count": "\(reaped)"]) }
+                continue
+            }
             if fds[1].revents != 0 { return }
             guard fds[0].revents != 0 else { continue }
             var info = signalfd_siginfo()
@@ -199,12 +238,13 @@ public final class FastCGIServer: @unchecked Sendable {
                 stopping = true
                 continue
             case .kept(let kept):
+                connections.claim(kept)
                 fd = kept
             case .listen:
                 guard let accepted = accept() else { continue }
                 fd = accepted
             }
-            if worker.serve(fd) == .park { park(fd) }
+            if worker.serve(fd) == .park { park(fd) } else { connections.closed() }
         }
     }
 
@@ -226,14 +266,30 @@ public final class FastCGIServer: @unchecked Sendable {
                               tv_usec: Int(options.ioTimeout.truncatingRemainder(dividingBy: 1) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        if let reason = options.peers.refusal(of: fd, family: family) {
+            close(fd)
+            activity.countRefused()
+            refusedPeers.warn(logger, "refused a connection", reason)
+            return nil
+        }
+        guard connections.admit() else {
+            close(fd)
+            activity.countRefused()
+            refusedOverLimit.warn(logger, "refused a connection", "\(options.maxConnections) connections open (--max-connections)")
+            return nil
+        }
         return fd
     }
 
     /// Puts a connection in the shared set, to be served when it has data.
     private func park(_ fd: Int32) {
+        // Stamped before it is armed: a worker woken at once finds the stamp to claim.
+        connections.parked(fd, now: MonotonicClock.now())
         if !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue, modify: true)
             && !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue) {
+            connections.claim(fd)
             close(fd)
+            connections.closed()
         }
     }
 

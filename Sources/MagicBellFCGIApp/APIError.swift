@@ -37,6 +37,8 @@ public struct APIError: Error, Equatable {
         status: 403, code: "cross_origin", message: "Cross-site requests to the admin route are refused.")
     public static let adminNotConfigured = APIError(
         status: 503, code: "admin_not_configured", message: "The admin route needs MAGICBELL_PROJECT_TOKEN.")
+    public static let mintBusy = APIError(
+        status: 503, code: "mint_busy", message: "Too many tokens waiting on MagicBell; retry shortly.")
     public static let adminBusy = APIError(
         status: 503, code: "admin_busy", message: "Too many admin calls in flight; retry shortly.")
     public static let unsupportedMediaType = APIError(

@@ -15,7 +15,9 @@ public final class AppContext: Sendable {
     /// The process's counters; pass the same instance to every context of a
     /// process, so that counts survive a reload.
     public let metrics: Metrics
-    let adminGate: AdminGate
+    let adminGate: CallGate
+    /// `MAGICBELL_MINT=api`: token requests waiting on MagicBell.
+    let mintGate: CallGate
     let audit: AuditLog
 
     public init(configuration: Configuration, logger: Logger, workers: Int = 8,
@@ -29,7 +31,8 @@ public final class AppContext: Sendable {
             JwtServiceClient(projectToken: $0.value, baseURL: configuration.apiURL,
                              timeout: configuration.upstreamTimeout, userAgent: "magicbell-fcgi/\(MagicBellFCGIVersion.current)")
         }
-        adminGate = AdminGate(limit: configuration.adminMaxConcurrent ?? Configuration.defaultAdminMaxConcurrent(workers: workers))
+        adminGate = CallGate(limit: configuration.adminMaxConcurrent ?? Configuration.defaultAdminMaxConcurrent(workers: workers))
+        mintGate = CallGate(limit: configuration.mintMaxConcurrent ?? Configuration.defaultMintMaxConcurrent(workers: workers))
         audit = AuditLog(logger: logger)
     }
 
@@ -41,9 +44,10 @@ public final class AppContext: Sendable {
     }
 }
 
-/// Bounds the admin calls in flight, so that a slow MagicBell can hold at
-/// most this many workers; a call over the bound is refused at once.
-final class AdminGate: Sendable {
+/// Bounds the calls to MagicBell in flight (admin calls; tokens in api
+/// mode), so that a slow MagicBell can hold at most this many workers; a
+/// call over the bound is refused at once.
+final class CallGate: Sendable {
     private let slots: DispatchSemaphore
 
     init(limit: Int) { slots = DispatchSemaphore(value: limit) }

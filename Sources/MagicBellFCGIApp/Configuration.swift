@@ -31,6 +31,9 @@ public struct Configuration: Sendable {
     /// Admin calls in flight at once; more are answered 503 at once. nil:
     /// `defaultAdminMaxConcurrent(workers:)`.
     public var adminMaxConcurrent: Int?
+    /// `MAGICBELL_MINT=api` calls in flight at once; nil:
+    /// `defaultMintMaxConcurrent(workers:)`.
+    public var mintMaxConcurrent: Int?
     public var mintMode: MintMode = .local
     /// The `name` of tokens created with `MAGICBELL_MINT=api`.
     public var mintTokenName: String = Configuration.defaultMintTokenName
@@ -41,6 +44,10 @@ public struct Configuration: Sendable {
     /// Two, but always leaving at least one worker for tokens (and at least one admin call).
     public static func defaultAdminMaxConcurrent(workers: Int) -> Int { max(1, min(2, workers - 1)) }
     public static let adminMaxConcurrentRange = 1...256
+    /// Half the workers, rounded down, at least 1 and below --workers when it can be: with
+    /// `MAGICBELL_MINT=api` every token waits on MagicBell, and a slow
+    /// MagicBell (or one user reloading in a loop) must not hold every worker.
+    public static func defaultMintMaxConcurrent(workers: Int) -> Int { max(1, min(workers / 2, workers - 1)) }
     public static let defaultMintTokenName = "magicbell-fcgi"
 
     public static let defaultTokenTTL = 3600
@@ -70,6 +77,7 @@ public struct Configuration: Sendable {
         ("MAGICBELL_ALLOWED_ORIGINS", "comma-separated origins (https://host[:port]) that may call the admin route besides the site itself"),
         ("MAGICBELL_ADMIN_MAX_CONCURRENT", "admin calls in flight at once, \(adminMaxConcurrentRange.lowerBound)...\(adminMaxConcurrentRange.upperBound), default 2 (at most --workers - 1); must be below --workers"),
         ("MAGICBELL_MINT", "local (default: sign here) or api (create each token with MagicBell's createUserJwt)"),
+        ("MAGICBELL_MINT_MAX_CONCURRENT", "MAGICBELL_MINT=api calls in flight at once, \(adminMaxConcurrentRange.lowerBound)...\(adminMaxConcurrentRange.upperBound), default half of --workers; must be below --workers"),
         ("MAGICBELL_MINT_TOKEN_NAME", "the name of tokens created with MAGICBELL_MINT=api, default \(defaultMintTokenName)"),
     ]
 
@@ -120,6 +128,8 @@ public struct Configuration: Sendable {
         }
         adminMaxConcurrent = try Self.number(environment["MAGICBELL_ADMIN_MAX_CONCURRENT"], "MAGICBELL_ADMIN_MAX_CONCURRENT",
                                              in: Self.adminMaxConcurrentRange, "a whole number")
+        mintMaxConcurrent = try Self.number(environment["MAGICBELL_MINT_MAX_CONCURRENT"], "MAGICBELL_MINT_MAX_CONCURRENT",
+                                            in: Self.adminMaxConcurrentRange, "a whole number")
         if let text = environment["MAGICBELL_MINT"] {
             guard let mode = MintMode(rawValue: text) else {
                 throw ConfigurationError("MAGICBELL_MINT", "must be local or api (got \"\(text.prefix(32))\")")
@@ -252,6 +262,7 @@ public struct Configuration: Sendable {
         MAGICBELL_UPSTREAM_TIMEOUT     \(upstreamTimeout) s
         MAGICBELL_ALLOWED_ORIGINS      \(allowedOrigins.isEmpty ? "(only the site's own origin)" : allowedOrigins.joined(separator: ", "))
         MAGICBELL_ADMIN_MAX_CONCURRENT \(adminMaxConcurrent.map(String.init) ?? "default: 2, at most --workers - 1")
+        MAGICBELL_MINT_MAX_CONCURRENT  \(mintMaxConcurrent.map(String.init) ?? "default: half of --workers")
         """
     }
 }

@@ -18,7 +18,7 @@ public final class Metrics: Sendable {
     /// so a worker's counters are a fixed array and the label set is bounded.
     static let refusalReasons = [
         "unauthenticated", "invalid_identity", "identity_too_long", "method_not_allowed", "not_found",
-        "upstream_error", "upstream_unreachable", "upstream_invalid", "upstream_timeout", "other",
+        "upstream_error", "upstream_unreachable", "upstream_invalid", "upstream_timeout", "mint_busy", "invalid_path", "other",
     ]
     /// Upper bounds of the upstream latency histogram, in seconds.
     static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]

@@ -91,6 +91,11 @@ final class TokenEndpoint {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let request = APIRequest(operation: .createUserJwt, body: Array((try? encoder.encode(body)) ?? Data()))
+        guard context.mintGate.tryEnter() else {
+            response.addHeader("Retry-After", "1")
+            throw .mintBusy
+        }
+        defer { context.mintGate.leave() }
         let answer: APIResponse
         do {
             answer = try context.send(request, with: client)

@@ -66,6 +66,20 @@ struct Serve: ParsableCommand {
                                valueName: "SECONDS"))
     var ioTimeout: Double = 10
 
+    @Option(name: .customLong("max-connections"),
+            help: ArgumentHelp("Connections held at once, kept-alive ones included; beyond, new ones are closed at once.", valueName: "N"))
+    var maxConnections: Int = 1024
+
+    @Option(name: .customLong("idle-timeout"),
+            help: ArgumentHelp("Seconds a connection may wait for its next request before it is closed (above nginx's keepalive_timeout, 60 s).",
+                               valueName: "SECONDS"))
+    var idleTimeout: Double = 120
+
+    @Option(name: .customLong("peer-uid"),
+            help: ArgumentHelp("Unix sockets: accept only peers running as these users (names or uids, comma-separated), e.g. www-data. Whoever can connect can mint any user's token.",
+                               valueName: "USER[,USER...]"))
+    var peerUID: String?
+
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
     var logLevel: String = "info"
 
@@ -86,21 +100,37 @@ struct Serve: ParsableCommand {
             throw ValidationError("--workers must be from 1 to \(FastCGIServer.maxWorkers)")
         }
         guard ioTimeout >= 0.1 && ioTimeout <= 3600 else { throw ValidationError("--io-timeout must be from 0.1 to 3600 seconds") }
+        guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 1000000") }
+        guard idleTimeout >= 1 && idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be from 1 to 86400 seconds") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
         if let logFormat, LogFormat(rawValue: logFormat) == nil {
             throw ValidationError("--log-format must be json or text")
         }
+        if peerUID != nil && listen != nil { throw ValidationError("--peer-uid applies to unix sockets; for --listen use FCGI_WEB_SERVER_ADDRS") }
+        if let peerUID {
+            do { _ = try PeerPolicy.uids(peerUID) } catch { throw ValidationError(error.description) }
+        }
     }
 
     func run() throws {
+        // Before the secret is read: a crash must never write it to a core file.
+        let noCoreDumps = FastCGIServer.forbidCoreDumps()
         let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? .automatic
         format.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "magicbell-fcgi")
         let configuration: Configuration
+        let peers: PeerPolicy
         do {
             configuration = try loadChecked(workers: workers)
+            peers = try peerPolicy(peerUID: peerUID)
         } catch {
             throw fail("\(error)", configurationExitCode)
+        }
+        if !noCoreDumps { logger.warning("could not turn core dumps off (setrlimit or prctl failed)") }
+        let descriptors = FastCGIServer.raiseDescriptorLimit(toHold: maxConnections, workers: workers)
+        if descriptors < maxConnections + 2 * workers + 64 {
+            logger.warning("the descriptor limit is below what --max-connections needs; raise LimitNOFILE",
+                           metadata: ["limit": "\(descriptors)", "max_connections": "\(maxConnections)"])
         }
         if workers == 1 && configuration.projectToken != nil {
             logger.warning("with --workers 1, an admin call waiting on MagicBell holds up token requests")
@@ -133,7 +163,8 @@ struct Serve: ParsableCommand {
         }
         do {
             let socket = try ListenSocket.open(address)
-            let server = try FastCGIServer(socket: socket, options: .init(workers: workers, ioTimeout: ioTimeout), logger: logger,
+            let server = try FastCGIServer(socket: socket, options: .init(workers: workers, ioTimeout: ioTimeout,
+                                                                              maxConnections: maxConnections, idleTimeout: idleTimeout, peers: peers), logger: logger,
                                          activity: activity) {
                 try MagicBellResponder(holder: holder)
             }
@@ -152,7 +183,22 @@ func loadChecked(workers: Int) throws(ConfigurationError) -> Configuration {
         throw ConfigurationError("MAGICBELL_ADMIN_MAX_CONCURRENT",
             "(\(bound)) must be less than --workers (\(workers)), so that token requests always have a free worker")
     }
+    if let bound = configuration.mintMaxConcurrent, bound >= workers {
+        throw ConfigurationError("MAGICBELL_MINT_MAX_CONCURRENT",
+            "(\(bound)) must be less than --workers (\(workers)), so that no slow MagicBell call can hold every worker")
+    }
     return configuration
+}
+
+/// Who may connect: `--peer-uid` (unix sockets) and libfcgi's
+/// `FCGI_WEB_SERVER_ADDRS` (TCP), checked the same way by serve and check-config.
+func peerPolicy(peerUID: String?) throws(ConfigurationError) -> PeerPolicy {
+    do {
+        return PeerPolicy(allowedUIDs: try peerUID.map { text throws(PeerPolicy.Invalid) in try PeerPolicy.uids(text) },
+                          allowedAddresses: try PeerPolicy.webServerAddresses(ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]))
+    } catch {
+        throw ConfigurationError(error.setting, error.problem)
+    }
 }
 
 struct Mint: ParsableCommand {
@@ -240,7 +286,12 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         let configuration = try loadConfiguration()
+        let peers: PeerPolicy
+        do { peers = try peerPolicy(peerUID: nil) } catch { throw fail("\(error)", configurationExitCode) }
         print(configuration.summary)
+        if let addresses = peers.allowedAddresses {
+            print("FCGI_WEB_SERVER_ADDRS \(addresses.count) address(es): TCP peers elsewhere are refused")
+        }
         print("configuration OK")
     }
 }

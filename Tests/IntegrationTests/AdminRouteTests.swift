@@ -196,15 +196,8 @@ import TestSupport
         let stack = try AdminStack(environment: ["MAGICBELL_UPSTREAM_TIMEOUT": "6", "MAGICBELL_ADMIN_MAX_CONCURRENT": "2"])
         try stack.fake.misbehave("hang", count: -1)
         let port = stack.nginx.port
-        let admins = Results(count: 5)
-        let done = DispatchGroup()
-        for i in 0..<5 {
-            done.enter()
-            Thread {
-                admins.set(i, Result { try HTTP.request(port: port, "GET", "/magicbell-admin/jwt/project",
-                                                        headers: [HTTP.basic("admin", "admin")]) })
-                done.leave()
-            }.start()
+        let (admins, done) = Results.inParallel(5) { _ in
+            try HTTP.request(port: port, "GET", "/magicbell-admin/jwt/project", headers: [HTTP.basic("admin", "admin")])
         }
         #expect(Sockets.waitUntil { ((try? stack.fake.requests().count) ?? 0) >= 2 }, "two admin calls are hanging upstream")
 
@@ -276,5 +269,27 @@ import TestSupport
         #expect(timedOut.status == 504 && timedOut.errorCode == "upstream_timeout")
         try stack.fake.misbehave("garbage")
         #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).errorCode == "upstream_invalid")
+    }
+
+    @Test func mintModeApiCallsHaveAGateOfTheirOwn() throws {
+        // One user reloading in a loop against a slow MagicBell must not hold every worker.
+        let stack = try AdminStack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_UPSTREAM_TIMEOUT": "6",
+                                                "MAGICBELL_MINT_MAX_CONCURRENT": "1"])
+        try stack.fake.misbehave("hang", count: -1)
+        let port = stack.nginx.port
+        let (users, done) = Results.inParallel(4) { _ in
+            try HTTP.request(port: port, "GET", "/magicbell-token", headers: [HTTP.basic("demo", "demo")])
+        }
+        #expect(Sockets.waitUntil { ((try? stack.fake.requests().count) ?? 0) >= 1 }, "one call is hanging upstream")
+        // The others were refused at once, and the workers are free: metrics answer.
+        #expect(Sockets.waitUntil(timeout: 3) { (0..<4).filter { (try? users.get($0).get().status) == 503 }.count == 3 })
+        let refused = try #require((0..<4).compactMap { try? users.get($0).get() }.first { $0.status == 503 })
+        #expect(refused.errorCode == "mint_busy")
+        #expect(refused.header("Retry-After") == "1")
+        #expect(try stack.nginx.admin("GET", "metrics").status == 200)
+        #expect(try stack.fake.requests().count == 1, "at most MAGICBELL_MINT_MAX_CONCURRENT calls upstream")
+        #expect(done.wait(timeout: .now() + 15) == .success)
+        let statuses = (0..<4).compactMap { try? users.get($0).get() }.map(\.status).sorted()
+        #expect(statuses == [503, 503, 503, 504])
     }
 }

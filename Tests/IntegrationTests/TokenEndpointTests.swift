@@ -217,4 +217,19 @@ final class Results: @unchecked Sendable {
     func get(_ i: Int) -> Result<HTTPResponse, any Error> {
         lock.withLock { storage[i] ?? .failure(Sockets.Failure(description: "no result")) }
     }
+
+    /// Starts `count` requests at once, each on a thread of its own; `done`
+    /// is left when all have answered.
+    static func inParallel(_ count: Int, _ request: @escaping @Sendable (Int) throws -> HTTPResponse) -> (Results, DispatchGroup) {
+        let results = Results(count: count)
+        let done = DispatchGroup()
+        for i in 0..<count {
+            done.enter()
+            Thread {
+                results.set(i, Result { try request(i) })
+                done.leave()
+            }.start()
+        }
+        return (results, done)
+    }
 }
