@@ -196,12 +196,14 @@ final class ConnectionWorker {
             case .aborted(let reply):
                 guard writeAll(fd, reply) else { return refuse(fd, "write failed: \(lastError())") }
                 logger.info("the web server aborted a request", metadata: ["fastcgi_request_id": "\(header.requestID)"])
-                headerBlock.removeAll(keepingCapacity: true)
-                body.removeAll(keepingCapacity: true)
                 if !intake.keepConnection {
                     close(fd)
                     return .closed
                 }
+                // One request's worth of work per wake, aborted or not: a
+                // peer that begins and aborts in a loop shares the workers
+                // like any other.
+                return .park
             case .invalid(let reason):
                 return refuse(fd, reason)
             }
