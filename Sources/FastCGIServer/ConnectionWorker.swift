@@ -48,6 +48,7 @@ final class ConnectionWorker {
     private var pipeRead: Int32 = -1
     private var pipeWrite: Int32 = -1
 
+    private let refusedRequests = RateLimitedWarning()
     private var response = HTTPResponse()
     private var wire: [UInt8] = []
 
@@ -125,6 +126,7 @@ final class ConnectionWorker {
         // FCGX_Finish_r from closing the connection.
         request.pointee.ipcFd = fd
         request.pointee.keepConnection = 1
+        request.pointee.detached = 1 // see finish
         let rc = FCGX_Accept_r(request)
         guard rc == 0 else {
             // libfcgi closed it (a read failed or timed out).
@@ -176,15 +178,17 @@ final class ConnectionWorker {
                 if header.type == FCGI.stdin {
                     body.append(contentsOf: content)
                 } else {
-                    headerBlock.append(contentsOf: UnsafeRawBufferPointer(rebasing: peek[..<FCGI.headerLength]))
-                    headerBlock.append(contentsOf: UnsafeRawBufferPointer(rest))
+                    // Rebuilt without padding: libfcgi reads exactly the checked content.
+                    headerBlock.append(contentsOf: RecordHeader.bytes(type: header.type, requestID: header.requestID,
+                                                                      contentLength: header.contentLength))
+                    headerBlock.append(contentsOf: content)
                 }
                 if intake.isComplete { return serveRead(fd) }
             case .reply(let reply, let warning):
                 guard writeAll(fd, reply) else { return refuse(fd, "write failed: \(lastError())") }
                 if let warning {
                     activity.countRefused()
-                    logger.warning("refused a FastCGI request", metadata: ["reason": "\(warning)"])
+                    refusedRequests.warn(logger, "refused a FastCGI request", warning)
                     // §3.5: without FCGI_KEEP_CONN the application closes the connection once the request is ended.
                     if header.type == FCGI.beginRequest && content[2] & FCGI.keepConnFlag == 0 {
                         close(fd)
@@ -200,10 +204,10 @@ final class ConnectionWorker {
                     close(fd)
                     return .closed
                 }
-                // One request's worth of work per wake, aborted or not: a
-                // peer that begins and aborts in a loop shares the workers
-                // like any other.
-                return .park
+                // The connection goes on; the intake's answer budget bounds
+                // a peer that begins and aborts in a loop.
+                headerBlock.removeAll(keepingCapacity: true)
+                body.removeAll(keepingCapacity: true)
             case .invalid(let reason):
                 return refuse(fd, reason)
             }
@@ -219,10 +223,13 @@ final class ConnectionWorker {
         }
         request.pointee.ipcFd = pipeRead
         request.pointee.keepConnection = 1 // see serveFromSocket
+        request.pointee.detached = 1 // see finish
         let rc = FCGX_Accept_r(request)
         guard rc == 0 else {
-            // Checked records never get here; libfcgi closed the pipe's end.
+            // Checked records never get here. libfcgi closed the pipe's read
+            // end (its number may already be another connection's): never close it again.
             request.pointee.ipcFd = -1
+            pipeRead = -1
             return resetPipe(fd, "libfcgi refused a checked request (\(rc))")
         }
         request.pointee.ipcFd = fd
@@ -238,7 +245,7 @@ final class ConnectionWorker {
 
     private func resetPipe(_ fd: Int32, _ why: String) -> Outcome {
         logger.error("FastCGI request not served", metadata: ["error": "\(why)"])
-        close(pipeRead)
+        if pipeRead >= 0 { close(pipeRead) }
         close(pipeWrite)
         pipeRead = -1
         pipeWrite = -1
@@ -264,18 +271,30 @@ final class ConnectionWorker {
 
     /// Ends the request (libfcgi writes the rest of the answer and
     /// END_REQUEST); a connection the web server keeps alive is parked.
+    ///
+    /// This code closes connections, not libfcgi: libfcgi's close shuts
+    /// down the write side and then reads until the peer has been silent
+    /// for 2 s, so a peer trickling a byte a second would hold the worker
+    /// for ever. `detached` makes any close libfcgi still does a plain one;
+    /// the whole request was checked and read (or drained) by then, so no
+    /// unread input can turn the close into a reset that loses the answer.
     private func finish(drain: Bool) -> Outcome {
-        if drain && request.pointee.keepConnection != 0 && !drainBody() {
-            request.pointee.keepConnection = 0 // broken: close instead
-        }
+        var keep = request.pointee.keepConnection != 0
+        if drain && !drainBody() { keep = false } // broken: close instead
         if FCGX_GetError(request.pointee.in) != 0 {
-            // libfcgi closes the connection in FCGX_Finish_r.
             logger.warning("a FastCGI connection broke during its request")
+            keep = false
         }
+        request.pointee.keepConnection = 1
+        request.pointee.detached = 1
         FCGX_Finish_r(request)
         let fd = request.pointee.ipcFd
-        guard fd >= 0 else { return .closed }
-        request.pointee.ipcFd = -1 // the connection now belongs to the set, not this request
+        guard fd >= 0 else { return .closed } // a write failed: libfcgi closed it
+        request.pointee.ipcFd = -1 // the connection now belongs to the set, or is closed, not this request's
+        guard keep else {
+            close(fd)
+            return .closed
+        }
         return .park
     }
 

@@ -115,6 +115,9 @@ public final class FastCGIServer: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket.fd, $0, &length) }
         }
         family = Int32(bound.ss_family)
+        if options.peers.allowedUIDs != nil && family != AF_UNIX {
+            throw ListenError("--peer-uid needs a unix socket, and \(socket.address) is not one: for TCP, use FCGI_WEB_SERVER_ADDRS")
+        }
         stopFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
         guard stopFD >= 0 else { throw ListenError("eventfd: \(lastError())") }
         events = epoll_create1(Int32(EPOLL_CLOEXEC))

@@ -25,9 +25,11 @@ struct RequestIntake {
         var maxHeaderBytes: Int
         /// The largest request body (the STDIN contents).
         var maxBodyBytes: Int
-        /// Management records answered, and bytes of records of refused
-        /// requests skipped, from one request's start to the next's.
-        var maxManagementRecords = 64
+        /// Records answered (management records, refused and aborted
+        /// requests) by one intake, and bytes of records of refused
+        /// requests skipped: what one wake of a worker may spend on a
+        /// connection before it serves a request.
+        var maxAnswers = 64
         var maxSkippedBytes = 1 << 20
         var values: ManagementValues
     }
@@ -56,7 +58,7 @@ struct RequestIntake {
     private(set) var keepConnection = false
     private var headerBytes = 0
     private var bodyBytes = 0
-    private var managementRecords = 0
+    private var answers = 0
     private var skippedBytes = 0
     private var pairs: PairScanner
     /// Ids answered with END_REQUEST whose records are skipped; a few at most.
@@ -72,13 +74,12 @@ struct RequestIntake {
     /// Between requests: nothing of one has been taken yet.
     var isIdle: Bool { phase == .idle }
 
-    /// Ready for the connection's next request.
+    /// Ready for the connection's next request. The answer and skip
+    /// budgets are the intake's, not the request's: they are not reset.
     mutating func reset() {
         phase = .idle
         headerBytes = 0
         bodyBytes = 0
-        managementRecords = 0
-        skippedBytes = 0
         pairs = PairScanner(limit: limits.maxHeaderBytes)
     }
 
@@ -87,6 +88,13 @@ struct RequestIntake {
     func precheck(_ header: RecordHeader) -> String? {
         guard header.version == FCGI.version1 else { return "FastCGI version \(header.version), not 1" }
         if header.requestID == 0 { return nil }
+        // libfcgi never skips the padding of BEGIN_REQUEST or of an empty
+        // record (it resets its padding count when the stream changes
+        // type) and reads those bytes as the next record: a record hidden
+        // from this check. nginx never pads them.
+        if (header.type == FCGI.beginRequest || header.contentLength == 0) && header.paddingLength != 0 {
+            return "padding on a BEGIN_REQUEST or an empty record"
+        }
         switch header.type {
         case FCGI.beginRequest:
             guard header.contentLength == 8 else { return "malformed BEGIN_REQUEST" }
@@ -111,6 +119,9 @@ struct RequestIntake {
         case FCGI.abortRequest:
             guard id == requestID, phase == .params || phase == .stdin else { return skip(header) }
             reset()
+            if let over = spendAnswer() { return over }
+            // Whatever the web server had still in flight for it is skipped.
+            if !refused.contains(id) && refused.count < 8 { refused.append(id) }
             return .aborted(ManagementValues.endRequest(id, FCGI.requestComplete))
         default:
             break
@@ -138,11 +149,14 @@ struct RequestIntake {
         }
     }
 
+    /// Counts one record answered; the refusal once the budget is spent.
+    private mutating func spendAnswer() -> Action? {
+        answers += 1
+        return answers <= limits.maxAnswers ? nil : .invalid("more than \(limits.maxAnswers) records answered without a request served")
+    }
+
     private mutating func management(_ type: UInt8, _ content: UnsafeRawBufferPointer) -> Action {
-        managementRecords += 1
-        guard managementRecords <= limits.maxManagementRecords else {
-            return .invalid("more than \(limits.maxManagementRecords) management records")
-        }
+        if let over = spendAnswer() { return over }
         if type == FCGI.getValues { return .reply(limits.values.getValuesResult(for: content), warning: nil) }
         return .reply(ManagementValues.unknownType(type), warning: nil)
     }
@@ -165,6 +179,7 @@ struct RequestIntake {
     }
 
     private mutating func refuse(_ id: UInt16, _ status: UInt8, warning: String?) -> Action {
+        if let over = spendAnswer() { return over }
         if !refused.contains(id) {
             guard refused.count < 8 else { return .invalid("more than 8 refused requests on one connection") }
             refused.append(id)

@@ -114,11 +114,34 @@ struct RequestIntakeTests {
         #expect(F.decodeParams(Array(partial[8..<(8 + Int(partial[5]))])).map(\.0) == ["FCGI_MPXS_CONNS"])
     }
 
-    @Test func managementRecordsAreBoundedBetweenRequests() {
+    @Test func answersAreBoundedPerIntakeWhateverTheMix() {
         var intake = RequestIntake(limits: Self.limits)
         let actions = Self.take((0..<65).flatMap { _ in F.record(7, id: 0, []) }, &intake)
         #expect(actions.dropLast().allSatisfy { $0 == .reply(ManagementValues.unknownType(7), warning: nil) })
-        #expect(actions.last == .invalid("more than 64 management records"))
+        #expect(actions.last == .invalid("more than 64 records answered without a request served"))
+        // Aborts and refusals count too, and an abort does not refill the budget.
+        var looping = RequestIntake(limits: Self.limits)
+        let loop = Self.take((0..<65).flatMap { _ in F.begin(keepConnection: true) + F.record(F.abortRequest, []) }, &looping)
+        #expect(loop.last == .invalid("more than 64 records answered without a request served"))
+        #expect(loop.filter { if case .aborted = $0 { return true } else { return false } }.count == 64)
+        var roles = RequestIntake(limits: Self.limits)
+        let refused = Self.take((0..<65).flatMap { _ in F.record(F.beginRequest, [0, 2, 1, 0, 0, 0, 0, 0]) }, &roles)
+        #expect(refused.last == .invalid("more than 64 records answered without a request served"))
+    }
+
+    @Test func paddingThatLibfcgiWouldReadAsRecordsIsRefused() {
+        // libfcgi does not skip the padding of BEGIN_REQUEST or of an empty
+        // record: a GET_VALUES hidden there would reach its stack overflow.
+        let hidden = F.record(F.getValues, id: 0, F.encodeParams(Array(repeating: ("FCGI_MAX_CONNS", ""), count: 8)))
+        var paddedBegin = F.begin()
+        paddedBegin[6] = UInt8(hidden.count)
+        let viaBegin = paddedBegin + hidden + F.record(F.params, []) + F.record(F.stdin, [])
+        #expect(check(viaBegin) == .invalid("padding on a BEGIN_REQUEST or an empty record"))
+        var paddedEnd = F.record(F.params, [])
+        paddedEnd[6] = UInt8(hidden.count)
+        #expect(check(F.begin() + paddedEnd + hidden + F.record(F.stdin, [])) == .invalid("padding on a BEGIN_REQUEST or an empty record"))
+        // Padding after content is libfcgi's ordinary case, and allowed.
+        #expect(check(Self.valid + F.record(F.stdin, [])) == .ready)
     }
 
     @Test func aSecondRequestIsRefusedAndItsRecordsSkippedAnAbortEndsTheOpenOne() {
@@ -128,9 +151,9 @@ struct RequestIntakeTests {
         #expect(actions == [.request, .reply(ManagementValues.endRequest(2, FCGI.cantMultiplex), warning: nil), .skip,
                             .request, .request, .aborted(ManagementValues.endRequest(1, FCGI.requestComplete))])
         #expect(intake.isIdle && intake.keepConnection)
-        // Over: a late abort is skipped; the next request starts clean.
-        #expect(Self.take(F.record(F.abortRequest, []) + F.begin() + F.record(F.params, []) + F.record(F.stdin, []), &intake)
-                == [.skip, .request, .request, .request])
+        // Over: what was still in flight for it, and a late abort, are skipped; the next request starts clean.
+        #expect(Self.take(F.record(F.stdin, [1]) + F.record(F.abortRequest, []) + F.begin() + F.record(F.params, [])
+                          + F.record(F.stdin, []), &intake) == [.skip, .skip, .request, .request, .request])
         #expect(intake.isComplete)
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -111,10 +112,37 @@ import Testing
         #expect(Self.ask(try Sockets.connectUnix(path: responder.socketPath!)) == "Status: 200 OK")
     }
 
+    @Test func aPeerTricklingBytesAfterItsAnswerHoldsNoWorker() throws {
+        // libfcgi's own close reads until the peer is silent for 2 s; the
+        // responder closes connections itself.
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1"])
+        let path = responder.socketPath!
+        let trickler = try Sockets.connectUnix(path: path)
+        defer { close(trickler) }
+        try Sockets.writeAll(trickler, Self.token) // no FCGI_KEEP_CONN: the responder closes after answering
+        #expect(String(decoding: try F.readResponse(trickler), as: UTF8.self).hasPrefix("Status: 200 OK"))
+        let stop = Atomic<Bool>(false)
+        let thread = Thread {
+            var byte: UInt8 = 0
+            for _ in 0..<20 where !stop.load(ordering: .relaxed) {
+                if send(trickler, &byte, 1, Int32(MSG_NOSIGNAL)) < 0 { return }
+                usleep(250_000)
+            }
+        }
+        thread.start()
+        defer { stop.store(true, ordering: .relaxed) }
+        usleep(300_000)
+        let started = Date()
+        #expect(Self.ask(try Sockets.connectUnix(path: path)) == "Status: 200 OK")
+        #expect(Date().timeIntervalSince(started) < 1.5, "the only worker was free")
+    }
+
     @Test func serveWritesNoCoreFile() throws {
         let scratch = try Scratch()
         let responder = try Self.start(scratch, [])
-        let limits = try String(contentsOfFile: "/proc/\(responder.child.process.processIdentifier)/limits", encoding: .utf8)
+        // (cat: /proc files report size 0, which Foundation's file reading mishandles.)
+        let limits = try runProcess("/bin/cat", ["/proc/\(responder.child.process.processIdentifier)/limits"]).stdout
         let core = try #require(limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") })
         #expect(core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).prefix(2) == ["0", "0"], "\(core)")
     }

@@ -38,6 +38,10 @@ import Testing
         let bigCookies = (1...3).flatMap { n in
             F.record(F.params, F.encodeParams([("HTTP_COOKIE_\(n)", String(repeating: "c", count: 50_000))]))
         }
+        let hidden = F.record(F.getValues, id: 0, F.encodeParams(Array(repeating: ("FCGI_MAX_CONNS", ""), count: 8)))
+        var paddedBegin = F.begin(keepConnection: true)
+        paddedBegin[6] = UInt8(hidden.count)
+        let hiddenInBeginPadding = paddedBegin + hidden
         let postParams = F.encodeParams([
             ("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-token"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_USER_EXTERNAL_ID", "x"),
             ("CONTENT_LENGTH", "1000"),
@@ -61,7 +65,11 @@ import Testing
             Case(name: "STDIN before the params ended", bytes: begin + F.record(F.stdin, [1]), outcome: .closed,
                  logs: "record type 5 inside request 1"),
             Case(name: "a flood of management records",
-                 bytes: (0..<65).flatMap { _ in F.record(42, id: 0, []) }, outcome: .closed, logs: "more than 64 management records"),
+                 bytes: (0..<65).flatMap { _ in F.record(42, id: 0, []) }, outcome: .closed,
+                 logs: "more than 64 records answered without a request served"),
+            Case(name: "a GET_VALUES hidden in BEGIN_REQUEST's padding (libfcgi reads it; its stack overflows)",
+                 bytes: hiddenInBeginPadding + params + F.record(F.stdin, []), outcome: .closed,
+                 logs: "padding on a BEGIN_REQUEST or an empty record"),
             Case(name: "the AUTHORIZER role", bytes: F.record(F.beginRequest, [0, 2, 0, 0, 0, 0, 0, 0]) + params,
                  outcome: .closed, logs: "FastCGI role 2, not RESPONDER"),
             Case(name: "request id 1 begun twice", bytes: begin + begin + params, outcome: .closed,

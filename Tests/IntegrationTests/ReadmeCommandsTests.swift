@@ -11,11 +11,7 @@ import TestSupport
     /// A file's text. An empty file is not read: Foundation's
     /// String(contentsOfFile:) leaks its 4 KiB buffer on one (LeakSanitizer
     /// found 20 of them while this test waited for spawn-fcgi's output).
-    static func contents(_ path: String) -> String {
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        guard size > 0 else { return "" }
-        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-    }
+    static func contents(_ path: String) -> String { readText(path) }
 
     /// README, "Running under spawn-fcgi": the plain one-liner, and the form
     /// that keeps the logs. Then README, "Troubleshooting": cgi-fcgi.

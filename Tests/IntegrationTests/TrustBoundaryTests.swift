@@ -173,6 +173,19 @@ import TestSupport
         #expect(try stack.fake.requests().isEmpty)
     }
 
+    @Test func satisfyAnyInTheServerBlockDoesNotSkipTheSessionCheck() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch)
+        let authPort = try Sockets.freePort()
+        let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
+                              serverExtra: "satisfy any;\nallow 127.0.0.1;\ndeny all;\n" + (try AuthBackend.appLocation(port: authPort)),
+                              httpExtra: AuthBackend.server(port: authPort))
+        let answer = try nginx.get("/magicbell-token", headers: [("Cookie", "session=user-7")])
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(try PyJWT.decode(try #require(answer.json?["token"] as? String))["user_external_id"] as? String == "user-7")
+        #expect(try nginx.get("/magicbell-token").status == 401)
+    }
+
     @Test func aSameOriginAdminPostOnANonDefaultPortPassesBehindDebiansFastCGIParams() throws {
         // The admin location as a site would write it around the snippets,
         // with Debian's fastcgi_params (HTTP_HOST $host: no port) included.

@@ -30,7 +30,7 @@ final class Echo: FastCGIResponder {
 }
 
 precondition(FastCGIServer.initializeLibfcgi())
-let limits = RequestIntake.Limits(maxHeaderBytes: 2048, maxBodyBytes: 1024, maxManagementRecords: 16,
+let limits = RequestIntake.Limits(maxHeaderBytes: 2048, maxBodyBytes: 1024, maxAnswers: 16,
                                   values: ManagementValues(maxConnections: 8, maxRequests: 1))
 let worker = try! ConnectionWorker(index: 0, responder: Echo(), limits: limits, ioTimeout: 0.05,
                                    logger: Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() },
