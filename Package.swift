@@ -1,4 +1,4 @@
-// swift-tools-version:5.9
+// swift-tools-version:6.0
 import PackageDescription
 
 // Layers, bottom to top (a target only imports the ones below it):
@@ -8,9 +8,10 @@ import PackageDescription
 //   FastCGIServer             a threaded libfcgi responder (FCGX_Accept_r)
 //   MagicBellFCGIApp          routing, identity, configuration, error mapping
 //   magicbell-fcgi            the thin command-line executable
+// Linux only: the server waits with epoll, signalfd and eventfd, and checks
+// peers with SO_PEERCRED (see Sources/FastCGIServer).
 let package = Package(
     name: "magicbell-fcgi",
-    platforms: [.macOS(.v13)],
     products: [
         .executable(name: "magicbell-fcgi", targets: ["magicbell-fcgi"]),
         .library(name: "MagicBellJWT", targets: ["MagicBellJWT"]),

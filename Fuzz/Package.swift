@@ -1,4 +1,4 @@
-// swift-tools-version:5.9
+// swift-tools-version:6.0
 // libFuzzer targets for every parser and encoder magicbell-fcgi owns. Only
 // scripts/fuzz builds them, with -sanitize=fuzzer,address for every module.
 // Each is a plain executable whose main hands its input callback to

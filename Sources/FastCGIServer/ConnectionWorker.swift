@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import CFastCGI
 import Logging
 
@@ -21,7 +19,11 @@ import Logging
 ///
 /// All I/O is bounded: a request must arrive whole within `ioTimeout` of
 /// its first byte, and every read and write of the socket times out.
-final class ConnectionWorker {
+final class ConnectionWorker: @unchecked Sendable {
+    // @unchecked: a worker is made on the thread that starts the server and
+    // from then on used only by the one worker thread it is handed to (its
+    // buffers and its FCGX_Request are that thread's alone); the server never
+    // touches it again.
     enum Outcome: Equatable {
         /// Keep the connection: wait in the shared set for its next request.
         case park

@@ -1,3 +1,7 @@
+#if !os(Linux)
+#error("magicbell-fcgi runs on Linux: its server waits with epoll, signalfd and eventfd")
+#endif
+
 /// The FastCGI wire format (spec §3.3 records, §8 constants;
 /// FastCGI-Archives/fcgi2, doc/fcgi-spec.html).
 enum FCGI {

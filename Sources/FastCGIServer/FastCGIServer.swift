@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import CFastCGI
 import Foundation
 import Logging
@@ -30,6 +28,10 @@ public protocol FastCGIResponder: AnyObject {
 /// connection is closed with one log line (`ConnectionWorker`,
 /// `RequestIntake`). Reads and writes time out after `ioTimeout`.
 public final class FastCGIServer: @unchecked Sendable {
+    // @unchecked: every stored property is a `let`; the ones that are not
+    // Sendable themselves are the listen socket (its descriptor is only
+    // read after init, `close` runs once the workers are done) and the
+    // responder factory's products, each handed to one worker thread.
     public struct Options: Sendable {
         public var workers: Int
         /// How long a stop waits for in-flight requests before exiting anyway.
@@ -173,6 +175,8 @@ public final class FastCGIServer: @unchecked Sendable {
         guard signalFD >= 0 else { throw ListenError("signalfd: \(lastError())") }
         defer { close(signalFD) }
 
+        // Dispatch, not Synchronization: the stop needs a blocking wait with
+        // a timeout for the worker threads, which Mutex and Atomic do not offer.
         let finished = DispatchGroup()
         let workers = try (0..<options.workers).map { index in
             try ConnectionWorker(index: index, responder: try makeResponder(), limits: options.limits,

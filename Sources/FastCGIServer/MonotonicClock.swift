@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Seconds on the monotonic clock: durations that a wall-clock step cannot bend.
 package enum MonotonicClock {

@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import CFastCGI
 
 /// Read access to a request's FastCGI params (the CGI environment nginx sends).

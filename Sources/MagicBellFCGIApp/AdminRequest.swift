@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import FastCGIServer
 import Foundation
 import MagicBellAPI

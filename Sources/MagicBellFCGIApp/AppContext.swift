@@ -1,7 +1,7 @@
 import FastCGIServer
-import Dispatch
 import Logging
 import MagicBellAPI
+import Synchronization
 
 /// What all workers share: the configuration and the few thread-safe
 /// objects the admin route needs. Per-worker state (a minter, buffers) is
@@ -48,10 +48,20 @@ public final class AppContext: Sendable {
 /// mode), so that a slow MagicBell can hold at most this many workers; a
 /// call over the bound is refused at once.
 final class CallGate: Sendable {
-    private let slots: DispatchSemaphore
+    private let inFlight = Atomic<Int>(0)
+    private let limit: Int
 
-    init(limit: Int) { slots = DispatchSemaphore(value: limit) }
+    init(limit: Int) { self.limit = limit }
 
-    func tryEnter() -> Bool { slots.wait(timeout: .now()) == .success }
-    func leave() { slots.signal() }
+    func tryEnter() -> Bool {
+        var current = inFlight.load(ordering: .relaxed)
+        while current < limit {
+            let (exchanged, found) = inFlight.compareExchange(expected: current, desired: current + 1, ordering: .acquiring)
+            if exchanged { return true }
+            current = found
+        }
+        return false
+    }
+
+    func leave() { inFlight.subtract(1, ordering: .releasing) }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// The configuration in force, replaceable while serving (SIGHUP).
@@ -8,23 +7,22 @@ import Synchronization
 /// and rebuild their minter, between two requests, so no request fails and
 /// none is served half with the old and half with the new configuration.
 public final class ContextHolder: Sendable {
-    private let lock = NSLock()
-    nonisolated(unsafe) private var current: AppContext
+    private let current: Mutex<AppContext>
     private let counter = Atomic<Int>(0)
 
-    public init(_ context: AppContext) { current = context }
+    public init(_ context: AppContext) { current = Mutex(context) }
 
     /// Incremented by every `replace`.
     public var generation: Int { counter.load(ordering: .relaxed) }
 
     /// The context and the generation it belongs to.
     public func snapshot() -> (AppContext, Int) {
-        lock.withLock { (current, counter.load(ordering: .relaxed)) }
+        current.withLock { ($0, counter.load(ordering: .relaxed)) }
     }
 
     public func replace(with context: AppContext) {
-        lock.withLock {
-            current = context
+        current.withLock {
+            $0 = context
             counter.add(1, ordering: .relaxed)
         }
     }

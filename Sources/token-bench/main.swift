@@ -5,9 +5,7 @@
 //
 //   swift run -c release token-bench [seconds-per-round]
 //   token-bench --count N     mint N tokens untimed (for valgrind's allocation count)
-#if canImport(Glibc)
 import Glibc
-#endif
 import MagicBellJWT
 
 let arguments = Array(CommandLine.arguments.dropFirst())

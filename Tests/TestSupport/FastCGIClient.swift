@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 
 /// Just enough of the FastCGI protocol (spec §3–§5) to speak to the responder
 /// without nginx in between (to hold a request half-sent, or to send a

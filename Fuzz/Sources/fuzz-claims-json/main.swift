@@ -2,8 +2,8 @@ import Foundation
 import FuzzDriver
 import MagicBellJWT
 
-let minter = try! UserTokenMinter(apiKey: "pk_fuzz", secret: SecretKey(Array("fuzz-secret".utf8)), ttl: 900)
-let verifier = try! TokenVerifier(secret: SecretKey(Array("fuzz-secret".utf8)))
+nonisolated(unsafe) let minter = try! UserTokenMinter(apiKey: "pk_fuzz", secret: SecretKey(Array("fuzz-secret".utf8)), ttl: 900)
+nonisolated(unsafe) let verifier = try! TokenVerifier(secret: SecretKey(Array("fuzz-secret".utf8)))
 
 /// The claims encoder on any identity bytes: the input is split at its first
 /// NUL into email and external id, kept as raw bytes so that invalid UTF-8

@@ -7,9 +7,9 @@ import MagicBellJWT
 
 let secret = SecretKey(Array("fuzz-secret".utf8))
 let configuration = Configuration(apiKey: "pk_fuzz", secret: secret, tokenTTL: 900)
-let responder = try! MagicBellResponder(configuration: configuration, logger: Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() },
+nonisolated(unsafe) let responder = try! MagicBellResponder(configuration: configuration, logger: Logger(label: "fuzz") { _ in SwiftLogNoOpLogHandler() },
                                         clock: { 1_700_000_000 })
-let verifier = try! TokenVerifier(secret: secret)
+nonisolated(unsafe) let verifier = try! TokenVerifier(secret: secret)
 let names = ["REQUEST_METHOD", "DOCUMENT_URI", "REQUEST_URI", "QUERY_STRING", "MAGICBELL_USER_EMAIL",
              "MAGICBELL_USER_EXTERNAL_ID", "MAGICBELL_ROUTE", "CONTENT_TYPE", "CONTENT_LENGTH", "HTTP_ORIGIN",
              "HTTP_SEC_FETCH_SITE", "HTTP_HOST", "REQUEST_ID"]

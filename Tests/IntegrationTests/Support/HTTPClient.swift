@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 
 /// A raw HTTP/1.1 client: the tests need exact control over methods and

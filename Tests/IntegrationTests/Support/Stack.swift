@@ -1,6 +1,4 @@
-#if canImport(Glibc)
 import Glibc
-#endif
 import Foundation
 import TestSupport
 
@@ -131,7 +129,10 @@ final class Responder {
 
 /// Real nginx under its own prefix on 127.0.0.1, configured with the
 /// project's own snippets (copied unmodified from nginx/).
-final class Nginx {
+final class Nginx: @unchecked Sendable {
+    // @unchecked: every stored property is a `let` set in init, and the
+    // request methods only read `port`; `child` (a Process) is touched only
+    // by init and deinit.
     let child: Child
     let port: UInt16
     let prefix: String
