@@ -28,17 +28,14 @@ static inline EVP_MAC_CTX *mbf_hmac_sha256_new(const unsigned char *key, size_t 
     return ctx;
 }
 
-// HMAC-SHA256 of two concatenated parts (a JWT's "header." and "payload")
-// with the key already set in ctx. out must hold 32 bytes. Returns 1 on success.
-static inline int mbf_hmac_sha256(EVP_MAC_CTX *ctx,
-                                  const unsigned char *a, size_t a_len,
-                                  const unsigned char *b, size_t b_len,
+// HMAC-SHA256 of a message with the key already set in ctx. out must hold
+// 32 bytes. Returns 1 on success.
+static inline int mbf_hmac_sha256(EVP_MAC_CTX *ctx, const unsigned char *message, size_t length,
                                   unsigned char *out) {
     size_t out_len = 0;
     // A NULL key re-initialises with the key set at creation.
     if (EVP_MAC_init(ctx, NULL, 0, NULL) != 1) return 0;
-    if (a_len > 0 && EVP_MAC_update(ctx, a, a_len) != 1) return 0;
-    if (b_len > 0 && EVP_MAC_update(ctx, b, b_len) != 1) return 0;
+    if (length > 0 && EVP_MAC_update(ctx, message, length) != 1) return 0;
     if (EVP_MAC_final(ctx, out, &out_len, 32) != 1) return 0;
     return out_len == 32;
 }

@@ -46,9 +46,6 @@ public enum JwtOperation: String, CaseIterable, Sendable {
 
     public var isPaginated: Bool { method == "GET" }
 
-    /// The status MagicBell answers success with.
-    public var successStatus: Int { method == "POST" ? 201 : 200 }
-
     var templateSegments: [Substring] { pathTemplate.split(separator: "/") }
 
     /// What a relative path (already split into decoded segments) and a

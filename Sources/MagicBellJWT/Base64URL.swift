@@ -13,12 +13,12 @@ public enum Base64URL {
 
     /// The length of the encoding of `count` bytes.
     @inlinable
-    public static func encodedLength(_ count: Int) -> Int { (count * 4 + 2) / 3 }
+    package static func encodedLength(_ count: Int) -> Int { (count * 4 + 2) / 3 }
 
     /// Writes the encoding of `count` bytes at `source` to `destination`,
     /// which must have room for `encodedLength(count)` bytes; returns the end.
     @inlinable
-    public static func write(_ source: UnsafePointer<UInt8>, count: Int,
+    package static func write(_ source: UnsafePointer<UInt8>, count: Int,
                              to destination: UnsafeMutablePointer<UInt8>,
                              table: UnsafePointer<UInt8> = Base64URL.table) -> UnsafeMutablePointer<UInt8> {
         var s = source, d = destination

@@ -41,13 +41,13 @@ public enum ClaimsJSON {
     /// The most bytes `writeString` can produce for `count` input bytes:
     /// every byte as `\u00XX`, plus the quotes.
     @inlinable
-    public static func maxStringLength(_ count: Int) -> Int { count * 6 + 2 }
+    package static func maxStringLength(_ count: Int) -> Int { count * 6 + 2 }
 
     /// Writes `source` (UTF-8) as a quoted JSON string to `destination`, which
     /// must have room for `maxStringLength(source.count)` bytes. Returns the
     /// end, or nil if `source` is not valid UTF-8.
     @inlinable
-    public static func writeString(_ source: UnsafeBufferPointer<UInt8>,
+    package static func writeString(_ source: UnsafeBufferPointer<UInt8>,
                                    to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8>? {
         let escapes = Self.escapes
         var d = destination
@@ -132,11 +132,11 @@ public enum ClaimsJSON {
     }
 
     /// The most bytes `writeInteger` produces.
-    public static let maxIntegerLength = 20
+    package static let maxIntegerLength = 20
 
     /// Writes a decimal integer; returns the end.
     @inlinable
-    public static func writeInteger(_ value: Int, to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    package static func writeInteger(_ value: Int, to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         var d = destination
         if value < 0 {
             d.pointee = UInt8(ascii: "-")

@@ -21,19 +21,10 @@ public final class HMACSHA256 {
 
     deinit { EVP_MAC_CTX_free(ctx) }
 
-    /// The MAC of `message`, written to the 32 bytes at `out`.
-    @inlinable
-    public func authenticate(_ message: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
-        authenticate(message, UnsafeRawBufferPointer(start: nil, count: 0), into: out)
-    }
-
-    /// The MAC of `first` followed by `second`, written to the 32 bytes at `out`.
-    public func authenticate(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer,
-                             into out: UnsafeMutablePointer<UInt8>) {
-        let ok = mbf_hmac_sha256(ctx,
-                                 first.baseAddress?.assumingMemoryBound(to: UInt8.self), first.count,
-                                 second.baseAddress?.assumingMemoryBound(to: UInt8.self), second.count,
-                                 out)
+    /// The MAC of `message`, written to the 32 bytes at `out` (the token
+    /// path writes it straight into the token; a package helper, not API).
+    package func authenticate(_ message: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) {
+        let ok = mbf_hmac_sha256(ctx, message.baseAddress?.assumingMemoryBound(to: UInt8.self), message.count, out)
         // Only an out-of-memory inside OpenSSL gets here; a token signed with
         // garbage must never be handed out.
         precondition(ok == 1, "HMAC-SHA256 failed inside OpenSSL")
