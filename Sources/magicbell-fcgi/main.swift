@@ -24,15 +24,27 @@ func loadConfiguration() throws -> Configuration {
     }
 }
 
+/// The variables serve reads, one per line, for --help and the man page.
+let environmentHelp: String = {
+    let all = Configuration.variables + [
+        ("FCGI_WEB_SERVER_ADDRS", "libfcgi's allow-list of TCP peers (comma-separated IPv4/IPv6 addresses); unset: any"),
+    ]
+    let width = all.map(\.name.count).max()! + 2
+    return all.map { "  " + $0.name.padding(toLength: width, withPad: " ", startingAt: 0) + $0.meaning }.joined(separator: "\n")
+}()
+
 struct MagicBellFCGI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "magicbell-fcgi",
         abstract: "Mints MagicBell User JWTs, as a FastCGI responder behind nginx, for the users nginx authenticated.",
         discussion: """
         Configuration comes from the environment:
-        \(Configuration.variables.map { "  \($0.name.padding(toLength: 27, withPad: " ", startingAt: 0))\($0.meaning)" }.joined(separator: "\n"))
+        \(environmentHelp)
 
         Exit codes: 0 success; 1 failure (invalid token, cannot listen); 64 usage error; 78 invalid configuration.
+
+        SIGHUP makes serve read its configuration (and the _FILE variables' files) again. \
+        The nginx snippets, systemd units and the security model: the project's docs/ and README.
         """,
         version: MagicBellFCGIVersion.current,
         subcommands: [Serve.self, Mint.self, Verify.self, CheckConfig.self]

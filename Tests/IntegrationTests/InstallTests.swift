@@ -14,11 +14,14 @@ import TestSupport
     @Test func installPutsEachFileInPlaceAndUninstallKeepsOnlyTheConfiguration() throws {
         let scratch = try Scratch()
         let root = scratch.file("root")
-        let env = ["DESTDIR": root, "BINARY": Project.binary, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
+        // The man page's content is scripts/man --check's (in scripts/test); here, only where it goes.
+        try ".TH MAGICBELL-FCGI 8\n".write(toFile: scratch.file("magicbell-fcgi.8"), atomically: true, encoding: .utf8)
+        let env = ["DESTDIR": root, "BINARY": Project.binary, "MANPAGE": scratch.file("magicbell-fcgi.8"),
+                   "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"]
         let installed = try runProcess(Self.script, [], environment: env)
         #expect(installed.status == 0, "\(installed.stderr)")
         let expected = [
-            "/usr/local/bin/magicbell-fcgi": 0o755,
+            "/usr/local/bin/magicbell-fcgi": 0o755, "/usr/local/share/man/man8/magicbell-fcgi.8": 0o644,
             "/etc/nginx/snippets/magicbell-token.conf": 0o644, "/etc/nginx/snippets/magicbell-fastcgi.conf": 0o644,
             "/etc/nginx/snippets/magicbell-admin.conf": 0o644, "/etc/nginx/snippets/magicbell-metrics.conf": 0o644,
             "/etc/nginx/snippets/magicbell-auth/basic.conf": 0o644,
