@@ -267,6 +267,23 @@ public struct Configuration: Sendable {
     }
 }
 
+extension Configuration {
+    /// The rules that depend on the worker count, in one place for `serve`
+    /// and `check-config`: calls that wait on MagicBell (admin calls, api-mode
+    /// tokens) must leave a worker free for the rest.
+    public func checked(workers: Int) throws(ConfigurationError) -> Configuration {
+        if let bound = adminMaxConcurrent, bound >= workers {
+            throw ConfigurationError("MAGICBELL_ADMIN_MAX_CONCURRENT",
+                "(\(bound)) must be less than --workers (\(workers)), so that token requests always have a free worker")
+        }
+        if let bound = mintMaxConcurrent, bound >= workers {
+            throw ConfigurationError("MAGICBELL_MINT_MAX_CONCURRENT",
+                "(\(bound)) must be less than --workers (\(workers)), so that no slow MagicBell call can hold every worker")
+        }
+        return self
+    }
+}
+
 /// One clear line that names the variable, never the secret's value.
 public struct ConfigurationError: Error, Equatable, CustomStringConvertible {
     public let variable: String

@@ -64,11 +64,12 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("socket"), help: ArgumentHelp("Listen on a unix socket at PATH (a stale socket file is replaced).", valueName: "PATH"))
     var socketPath: String?
 
-    @Option(name: .customLong("socket-mode"), help: ArgumentHelp("Permissions of the --socket file, in octal.", valueName: "OCTAL"))
-    var socketMode: String = "0660"
+    @Option(name: .customLong("socket-mode"),
+            help: ArgumentHelp("Permissions of the --socket file, in octal; the owner must be able to read and write.", valueName: "OCTAL"))
+    var socketMode = SocketMode(0o660)
 
-    @Option(help: ArgumentHelp("Listen on TCP, e.g. 127.0.0.1:9000.", valueName: "HOST:PORT"))
-    var listen: String?
+    @Option(help: ArgumentHelp("Listen on TCP, e.g. 127.0.0.1:9000 (a port from 1 to 65535).", valueName: "HOST:PORT"))
+    var listen: TCPAddress?
 
     @Option(help: ArgumentHelp("Worker threads (default: 4 per CPU, at least 4; here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
     var workers: Int = FastCGIServer.defaultWorkers
@@ -89,52 +90,38 @@ struct Serve: ParsableCommand {
 
     @Option(name: .customLong("peer-uid"),
             help: ArgumentHelp("Unix sockets: accept only peers running as these users (names or uids, comma-separated), e.g. www-data. Whoever can connect can mint any user's token.",
-                               valueName: "USER[,USER...]"))
-    var peerUID: String?
+                               valueName: "USER[,USER...]"),
+            transform: PeerUIDs.parse)
+    var peerUID: PeerUIDs?
 
     @Option(help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "LEVEL"))
-    var logLevel: String = "info"
+    var logLevel: Logger.Level = .info
 
     @Option(help: ArgumentHelp("Log lines as json or text (default: text on a terminal, json otherwise).",
                                valueName: "FORMAT"))
-    var logFormat: String?
+    var logFormat: LogFormat?
 
     func validate() throws {
         if socketPath != nil && listen != nil { throw ValidationError("use either --socket or --listen, not both") }
-        if let listen, ListenAddress.parseTCP(listen) == nil {
-            throw ValidationError("--listen must be HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:9000")
-        }
-        guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else {
-            throw ValidationError("--socket-mode must be octal permissions such as 0660")
-        }
-        if mode & 0o600 != 0o600 { throw ValidationError("--socket-mode must let the owner read and write (0600 or wider)") }
         guard (1...FastCGIServer.maxWorkers).contains(workers) else {
             throw ValidationError("--workers must be from 1 to \(FastCGIServer.maxWorkers)")
         }
         guard ioTimeout >= 0.1 && ioTimeout <= 3600 else { throw ValidationError("--io-timeout must be from 0.1 to 3600 seconds") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 1000000") }
         guard idleTimeout >= 1 && idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be from 1 to 86400 seconds") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
-        if let logFormat, LogFormat(rawValue: logFormat) == nil {
-            throw ValidationError("--log-format must be json or text")
-        }
         if peerUID != nil && listen != nil { throw ValidationError("--peer-uid applies to unix sockets; for --listen use FCGI_WEB_SERVER_ADDRS") }
-        if let peerUID {
-            do { _ = try PeerPolicy.uids(peerUID) } catch { throw ValidationError(error.description) }
-        }
     }
 
     func run() throws {
         // Before the secret is read: a crash must never write it to a core file.
         let noCoreDumps = FastCGIServer.forbidCoreDumps()
-        let format = logFormat.flatMap(LogFormat.init(rawValue:)) ?? .automatic
-        format.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+        (logFormat ?? .automatic).bootstrap(level: logLevel)
         let logger = Logger(label: "magicbell-fcgi")
         let configuration: Configuration
         let peers: PeerPolicy
         do {
-            configuration = try loadChecked(workers: workers)
-            peers = try peerPolicy(peerUID: peerUID)
+            configuration = try Configuration.load(from: ProcessInfo.processInfo.environment).checked(workers: workers)
+            peers = try peerPolicy(peerUIDs: peerUID?.uids)
         } catch {
             throw fail("\(error)", configurationExitCode)
         }
@@ -156,7 +143,7 @@ struct Serve: ParsableCommand {
         // swap the configuration in; a bad one is refused, the old one stays.
         let reload = {
             do {
-                let fresh = try loadChecked(workers: workers)
+                let fresh = try Configuration.load(from: ProcessInfo.processInfo.environment).checked(workers: workers)
                 holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers, metrics: metrics))
                 logger.notice("configuration reloaded")
             } catch {
@@ -167,9 +154,9 @@ struct Serve: ParsableCommand {
 
         let address: ListenAddress
         if let socketPath {
-            address = .unix(path: socketPath, mode: UInt32(socketMode, radix: 8)!)
+            address = .unix(path: socketPath, mode: socketMode.bits)
         } else if let listen {
-            address = ListenAddress.parseTCP(listen)!
+            address = listen.address
         } else {
             address = .inherited
         }
@@ -187,26 +174,11 @@ struct Serve: ParsableCommand {
     }
 }
 
-/// The configuration from the environment, checked against the worker count:
-/// admin calls may wait on MagicBell, and tokens must always find a free worker.
-func loadChecked(workers: Int) throws(ConfigurationError) -> Configuration {
-    let configuration = try Configuration.load(from: ProcessInfo.processInfo.environment)
-    if let bound = configuration.adminMaxConcurrent, bound >= workers {
-        throw ConfigurationError("MAGICBELL_ADMIN_MAX_CONCURRENT",
-            "(\(bound)) must be less than --workers (\(workers)), so that token requests always have a free worker")
-    }
-    if let bound = configuration.mintMaxConcurrent, bound >= workers {
-        throw ConfigurationError("MAGICBELL_MINT_MAX_CONCURRENT",
-            "(\(bound)) must be less than --workers (\(workers)), so that no slow MagicBell call can hold every worker")
-    }
-    return configuration
-}
-
 /// Who may connect: `--peer-uid` (unix sockets) and libfcgi's
 /// `FCGI_WEB_SERVER_ADDRS` (TCP), checked the same way by serve and check-config.
-func peerPolicy(peerUID: String?) throws(ConfigurationError) -> PeerPolicy {
+func peerPolicy(peerUIDs: [UInt32]?) throws(ConfigurationError) -> PeerPolicy {
     do {
-        return PeerPolicy(allowedUIDs: try peerUID.map { text throws(PeerPolicy.Invalid) in try PeerPolicy.uids(text) },
+        return PeerPolicy(allowedUIDs: peerUIDs,
                           allowedAddresses: try PeerPolicy.webServerAddresses(ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]))
     } catch {
         throw ConfigurationError(error.setting, error.problem)
@@ -293,13 +265,21 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Validate the configuration and print a summary without secrets.",
-        discussion: "Exits 0 if the configuration is valid, 78 (EX_CONFIG) with one line naming the variable if not: fit for ExecStartPre=."
+        discussion: "Exits 0 if the configuration is valid, 78 (EX_CONFIG) with one line naming the variable if not: fit for ExecStartPre=. Give it the --workers serve runs with: some rules depend on it."
     )
 
+    @Option(help: ArgumentHelp("The --workers serve runs with (default: serve's default, here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
+    var workers: Int = FastCGIServer.defaultWorkers
+
     func run() throws {
-        let configuration = try loadConfiguration()
+        let configuration: Configuration
         let peers: PeerPolicy
-        do { peers = try peerPolicy(peerUID: nil) } catch { throw fail("\(error)", configurationExitCode) }
+        do {
+            configuration = try Configuration.load(from: ProcessInfo.processInfo.environment).checked(workers: workers)
+            peers = try peerPolicy(peerUIDs: nil)
+        } catch {
+            throw fail("\(error)", configurationExitCode)
+        }
         print(configuration.summary)
         if let addresses = peers.allowedAddresses {
             print("FCGI_WEB_SERVER_ADDRS \(addresses.count) address(es): TCP peers elsewhere are refused")

@@ -39,6 +39,29 @@ import TestSupport
         #expect(run.stderr.contains(option[0]))
     }
 
+    @Test func checkConfigRefusesWhatServeRefuses() throws {
+        // The rules that depend on --workers live in one place; check-config
+        // (the unit's ExecStartPre=) applies them for the same --workers.
+        for (variable, value) in [("MAGICBELL_ADMIN_MAX_CONCURRENT", "4"), ("MAGICBELL_MINT_MAX_CONCURRENT", "4")] {
+            let env = Responder.environment([variable: value])
+            let check = try runProcess(Project.binary, ["check-config", "--workers", "4"], environment: env)
+            #expect(check.status == 78, "\(variable): \(check.stderr)")
+            #expect(check.stderr.contains("\(variable) (4) must be less than --workers (4)"), "\(check.stderr)")
+            let serve = try runProcess(Project.binary, ["serve", "--socket", "/nonexistent/never.sock", "--workers", "4"], environment: env)
+            #expect(serve.status == 78)
+            #expect(serve.stderr == check.stderr, "one rule, one message")
+            #expect(try runProcess(Project.binary, ["check-config", "--workers", "5"], environment: env).status == 0)
+        }
+    }
+
+    @Test(arguments: [["--socket-mode", "0999"], ["--socket-mode", "0440"], ["--listen", "localhost"], ["--listen", "1.2.3.4:0"],
+                      ["--peer-uid", "no-such-user-here"]])
+    func serveRefusesABadValueWith64NamingTheOption(_ option: [String]) throws {
+        let run = try Self.run(["serve"] + option)
+        #expect(run.status == 64)
+        #expect(run.stderr.contains(option[0]), "\(run.stderr)")
+    }
+
     @Test func mintJSONIsTheEndpointAnswer() throws {
         let run = try Self.run(["mint", "--email", "a@example.com", "--json"])
         let json = try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any]
