@@ -29,7 +29,7 @@ final class AdminEndpoint {
             context.metrics.countAdmin(operation: entry.operation ?? "none", status: response.status)
             if audited { context.audit.record(entry) }
         }
-        do throws(APIError) {
+        do throws(EndpointError) {
             try checkOrigin(request)
             if path == ["metrics"] {
                 // Scrapes are counted but not audited: every 15 s is noise, not an action.
@@ -55,18 +55,18 @@ final class AdminEndpoint {
             }
             response.setStatus(answer.status)
             response.addHeader("Content-Type", "application/json")
-            APIError.addNoStoreHeaders(to: &response)
+            EndpointError.addNoStoreHeaders(to: &response)
             response.body.append(contentsOf: answer.body)
         } catch {
-            if error.code.hasPrefix("upstream_") { entry.outcome = "upstream_failure" }
-            entry.error = error.code
+            if error.code.isUpstream { entry.outcome = "upstream_failure" }
+            entry.error = error.code.rawValue
             error.write(to: &response)
         }
     }
 
     /// `MAGICBELL_ROUTE metrics`: the metrics and nothing else, whatever the path.
     func respondWithMetrics(to request: some RequestParameters, with response: inout HTTPResponse) {
-        do throws(APIError) {
+        do throws(EndpointError) {
             try checkOrigin(request)
             try serveMetrics(method: request.string("REQUEST_METHOD") ?? "", &response)
         } catch {
@@ -80,7 +80,7 @@ final class AdminEndpoint {
     /// browser addressed: `MAGICBELL_SITE_ORIGIN` (`$scheme://$http_host`,
     /// set by magicbell-fastcgi.conf), so that a `fastcgi_params` that sets
     /// `HTTP_HOST $host` (no port) cannot make a same-origin POST look foreign.
-    private func checkOrigin(_ request: some RequestParameters) throws(APIError) {
+    private func checkOrigin(_ request: some RequestParameters) throws(EndpointError) {
         if request.string("HTTP_SEC_FETCH_SITE")?.lowercased() == "cross-site" { throw .crossOrigin }
         if let origin = request.string("HTTP_ORIGIN") {
             guard let normalized = Origin.normalize(origin) else { throw .crossOrigin } // "null" and the like
@@ -93,12 +93,12 @@ final class AdminEndpoint {
     }
 
     /// The upstream's status and JSON body, unchanged; anything else is a 502 or 504.
-    private func forward(_ request: APIRequest, with client: JwtServiceClient) throws(APIError) -> APIResponse {
+    private func forward(_ request: APIRequest, with client: JwtServiceClient) throws(EndpointError) -> APIResponse {
         let answer: APIResponse
         do {
             answer = try context.send(request, with: client)
         } catch {
-            throw APIError(upstream: error)
+            throw EndpointError(upstream: error)
         }
         guard (200..<600).contains(answer.status), !(300..<400).contains(answer.status) else {
             throw .upstreamInvalid("status \(answer.status)")
@@ -110,10 +110,10 @@ final class AdminEndpoint {
     }
 
     /// `GET …/magicbell-admin/metrics`: the Prometheus text exposition.
-    private func serveMetrics(method: String, _ response: inout HTTPResponse) throws(APIError) {
+    private func serveMetrics(method: String, _ response: inout HTTPResponse) throws(EndpointError) {
         guard method == "GET" else { throw .methodNotAllowed(["GET"]) }
         response.addHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-        APIError.addNoStoreHeaders(to: &response)
+        EndpointError.addNoStoreHeaders(to: &response)
         response.body.append(contentsOf: context.metrics.render().utf8)
     }
 

@@ -16,7 +16,7 @@ public struct Identity {
     public let externalID: UnsafeBufferPointer<UInt8>?
 
     /// The identity of `request`; an empty value counts as absent.
-    public static func of(_ request: some RequestParameters) throws(APIError) -> Identity {
+    public static func of(_ request: some RequestParameters) throws(EndpointError) -> Identity {
         let email = try value(request, emailParam)
         let externalID = try value(request, externalIDParam)
         guard email != nil || externalID != nil else { throw .unauthenticated }
@@ -24,7 +24,7 @@ public struct Identity {
     }
 
     private static func value(_ request: some RequestParameters,
-                              _ name: StaticString) throws(APIError) -> UnsafeBufferPointer<UInt8>? {
+                              _ name: StaticString) throws(EndpointError) -> UnsafeBufferPointer<UInt8>? {
         guard let value = request.param(name), !value.isEmpty else { return nil }
         guard value.count <= maxBytes else { throw .identityTooLong("\(name)") }
         return value

@@ -85,7 +85,7 @@ public final class MagicBellResponder: FastCGIResponder {
         var isAdmin = false
         var failed = false
         var misconfigured: Logger.Metadata?
-        do throws(APIError) {
+        do throws(EndpointError) {
             let route: Route
             do {
                 route = try Route.of(request)
@@ -110,7 +110,7 @@ public final class MagicBellResponder: FastCGIResponder {
             failed = true
             counters.refused(error.code)
             var fields = Self.requestFields(request, routeName, status: error.status)
-            fields["code"] = .string(error.code)
+            fields["code"] = .string(error.code.rawValue)
             if let misconfigured {
                 logger.warning("request refused: the location declares no MAGICBELL_ROUTE",
                                metadata: fields.merging(misconfigured) { $1 })
@@ -132,7 +132,7 @@ public final class MagicBellResponder: FastCGIResponder {
     /// A request with no route. A location without a valid `MAGICBELL_ROUTE`
     /// is a server misconfiguration: its one log line is a warning that
     /// names the param (the client sees only a 404).
-    private static func refusal(_ refusal: Route.Refusal) -> (APIError, Logger.Metadata?) {
+    private static func refusal(_ refusal: Route.Refusal) -> (EndpointError, Logger.Metadata?) {
         switch refusal {
         case .notDeclared(let found):
             return (.notFound, ["param": .string("\(Route.routeParam)"), "found": .string(found ?? "-"),

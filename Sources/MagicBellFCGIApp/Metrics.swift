@@ -12,12 +12,16 @@ import Synchronization
 /// Admin calls and upstream latencies are rare and bounded by the admin
 /// gate, so they share one mutex.
 public final class Metrics: Sendable {
-    /// Token-route outcomes other than a token, by error code. A fixed list,
-    /// so a worker's counters are a fixed array and the label set is bounded.
-    static let refusalReasons = [
-        "unauthenticated", "invalid_identity", "identity_too_long", "method_not_allowed", "not_found",
-        "upstream_error", "upstream_unreachable", "upstream_invalid", "upstream_timeout", "mint_busy", "invalid_path", "other",
+    /// Token-route outcomes other than a token, by error code: the codes a
+    /// token request can end with, then "other". A fixed list, so a worker's
+    /// counters are a fixed array and the label set is bounded.
+    static let refusalCodes: [ErrorCode] = [
+        .unauthenticated, .invalidIdentity, .identityTooLong, .methodNotAllowed, .notFound,
+        .upstreamError, .upstreamUnreachable, .upstreamInvalid, .upstreamTimeout, .mintBusy, .invalidPath,
     ]
+    static let refusalReasons = refusalCodes.map(\.rawValue) + ["other"]
+    /// Each code's slot in a worker's counters (the last one is "other").
+    static let refusalSlot: [Int] = ErrorCode.allCases.map { refusalCodes.firstIndex(of: $0) ?? refusalCodes.count }
     /// Upper bounds of the upstream latency histogram, in seconds.
     static let latencyBuckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
@@ -27,9 +31,8 @@ public final class Metrics: Sendable {
         let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         init() { refusals = Metrics.refusalReasons.map { _ in Counter() } }
 
-        func refused(_ code: String) {
-            let index = Metrics.refusalReasons.firstIndex(of: code) ?? Metrics.refusalReasons.count - 1
-            refusals[index].value.add(1, ordering: .relaxed)
+        func refused(_ code: ErrorCode) {
+            refusals[Metrics.refusalSlot[code.slot]].value.add(1, ordering: .relaxed)
         }
     }
 

@@ -36,7 +36,7 @@ final class TokenEndpoint {
         }
     }
 
-    func respond(to request: some RequestParameters, with response: inout HTTPResponse) throws(APIError) {
+    func respond(to request: some RequestParameters, with response: inout HTTPResponse) throws(EndpointError) {
         guard let method = request.param("REQUEST_METHOD"), Self.isGetOrPost(method) else {
             throw .methodNotAllowed
         }
@@ -71,14 +71,14 @@ final class TokenEndpoint {
         ClaimsJSON.appendInteger(expiresIn, to: &response.body)
         response.body.append(UInt8(ascii: "}"))
         response.addHeader("Content-Type", "application/json")
-        APIError.addNoStoreHeaders(to: &response)
+        EndpointError.addNoStoreHeaders(to: &response)
     }
 
     /// `MAGICBELL_MINT=api`: the token comes from createUserJwt. Never a
     /// silent local fallback: MagicBell's failure is the answer's failure.
     private func respondFromMagicBell(_ identity: Identity, _ client: JwtServiceClient, tokenName: String,
-                                      with response: inout HTTPResponse) throws(APIError) {
-        func text(_ bytes: UnsafeBufferPointer<UInt8>?, _ param: StaticString) throws(APIError) -> String? {
+                                      with response: inout HTTPResponse) throws(EndpointError) {
+        func text(_ bytes: UnsafeBufferPointer<UInt8>?, _ param: StaticString) throws(EndpointError) -> String? {
             guard let bytes else { return nil }
             guard let value = String(validating: bytes, as: UTF8.self) else { throw .invalidIdentity("\(param)") }
             return value
@@ -98,10 +98,10 @@ final class TokenEndpoint {
         do {
             answer = try context.send(request, with: client)
         } catch {
-            throw APIError(upstream: error)
+            throw EndpointError(upstream: error)
         }
         guard (200..<300).contains(answer.status) else {
-            throw APIError(status: 502, code: "upstream_error",
+            throw EndpointError(status: 502, code: .upstreamError,
                            message: "MagicBell refused to create the token (status \(answer.status)).")
         }
         guard let created = try? JSONDecoder().decode(CreatedToken.self, from: Data(answer.body)),

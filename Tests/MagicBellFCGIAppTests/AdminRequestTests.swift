@@ -5,12 +5,12 @@ import Testing
 
 /// The admin route's validation, without nginx or a network.
 @Suite struct AdminRequestTests {
-    func body(_ kind: JwtOperation.Body, _ json: String) throws(APIError) -> String {
+    func body(_ kind: JwtOperation.Body, _ json: String) throws(EndpointError) -> String {
         String(decoding: try AdminRequest.validate(kind, json: Array(json.utf8)), as: UTF8.self)
     }
 
-    func code(_ body: () throws(APIError) -> Any) -> String? {
-        do { _ = try body(); return nil } catch { return error.code }
+    func code(_ body: () throws(EndpointError) -> Any) -> String? {
+        do { _ = try body(); return nil } catch { return error.code.rawValue }
     }
 
     @Test func validBodiesAreReserializedWithExactlyTheirFields() throws {
@@ -40,8 +40,8 @@ import Testing
         #expect(message(.createUserToken, #"{"email":"","external_id":null}"#).contains("email or external_id"))
         #expect(message(.createUserToken, #"{"email":["a"]}"#).hasPrefix("email"))
         #expect(message(.createUserToken, #"{"external_id":"\#(String(repeating: "x", count: 256))"}"#).hasPrefix("external_id"))
-        #expect(code { () throws(APIError) in try body(.createUserToken, "null") } == "invalid_json")
-        #expect(code { () throws(APIError) in try body(.createUserToken, "") } == "invalid_json")
+        #expect(code { () throws(EndpointError) in try body(.createUserToken, "null") } == "invalid_json")
+        #expect(code { () throws(EndpointError) in try body(.createUserToken, "") } == "invalid_json")
     }
 
     @Test func pathValuesAreCheckedAsTheyArrive() {
@@ -49,23 +49,23 @@ import Testing
         let resolved = try? AdminRequest.resolve(method: "GET", segments: ["jwt", "user", "a%2Fb"])
         #expect(resolved?.0 == .fetchUserTokens)
         #expect(resolved?.1 == "a%2Fb")
-        #expect(code { () throws(APIError) in try AdminRequest.validateID("a/b", name: "token_id") } == "invalid_id")
-        #expect(code { () throws(APIError) in try AdminRequest.validateID(".", name: "token_id") } == "invalid_id")
-        #expect(code { () throws(APIError) in try AdminRequest.validateID("a\u{7F}", name: "token_id") } == "invalid_id")
+        #expect(code { () throws(EndpointError) in try AdminRequest.validateID("a/b", name: "token_id") } == "invalid_id")
+        #expect(code { () throws(EndpointError) in try AdminRequest.validateID(".", name: "token_id") } == "invalid_id")
+        #expect(code { () throws(EndpointError) in try AdminRequest.validateID("a\u{7F}", name: "token_id") } == "invalid_id")
         // Counted in characters, as JSON Schema's maxLength: 255 × é (510 bytes) is fine, 256 are not.
-        #expect(code { () throws(APIError) in try AdminRequest.validateID(String(repeating: "é", count: 255), name: "token_id") } == nil)
-        #expect(code { () throws(APIError) in try AdminRequest.validateID(String(repeating: "é", count: 256), name: "token_id") } == "invalid_id")
-        #expect(code { () throws(APIError) in try AdminRequest.validateID("...", name: "token_id") } == nil)
+        #expect(code { () throws(EndpointError) in try AdminRequest.validateID(String(repeating: "é", count: 255), name: "token_id") } == nil)
+        #expect(code { () throws(EndpointError) in try AdminRequest.validateID(String(repeating: "é", count: 256), name: "token_id") } == "invalid_id")
+        #expect(code { () throws(EndpointError) in try AdminRequest.validateID("...", name: "token_id") } == nil)
     }
 
     @Test func queriesAreFilteredAndReencoded() throws {
         let items = try AdminRequest.parseQuery(Array("limit=5&starting_after=a%26b&&page%5Bafter%5D=c+d".utf8), paginated: true)
         #expect(items.map { "\($0.name)=\($0.value)" } == ["limit=5", "starting_after=a&b", "page[after]=c+d"])
-        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("limit".utf8), paginated: true) } == "invalid_query")
-        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("starting_after=".utf8), paginated: true) } == "invalid_query")
-        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("limit=1001".utf8), paginated: true) } == "invalid_query")
-        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("LIMIT=5".utf8), paginated: true) } == "invalid_query")
-        #expect(code { () throws(APIError) in try AdminRequest.parseQuery(Array("limit=5".utf8), paginated: false) } == "invalid_query")
+        #expect(code { () throws(EndpointError) in try AdminRequest.parseQuery(Array("limit".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(EndpointError) in try AdminRequest.parseQuery(Array("starting_after=".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(EndpointError) in try AdminRequest.parseQuery(Array("limit=1001".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(EndpointError) in try AdminRequest.parseQuery(Array("LIMIT=5".utf8), paginated: true) } == "invalid_query")
+        #expect(code { () throws(EndpointError) in try AdminRequest.parseQuery(Array("limit=5".utf8), paginated: false) } == "invalid_query")
         #expect(try AdminRequest.parseQuery([], paginated: false).isEmpty)
     }
 
@@ -83,7 +83,7 @@ import Testing
 
     @Test func emptySegmentsAreNotFound() {
         for segments in [["jwt", "project", ""], ["jwt", "", "project"], [""]] {
-            #expect(code { () throws(APIError) in _ = try AdminRequest.resolve(method: "GET", segments: segments) } == "not_found")
+            #expect(code { () throws(EndpointError) in _ = try AdminRequest.resolve(method: "GET", segments: segments) } == "not_found")
         }
     }
 }
