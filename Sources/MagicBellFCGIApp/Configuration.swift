@@ -64,7 +64,7 @@ public struct Configuration: Sendable {
         self.tokenTTL = tokenTTL
     }
 
-    /// The variables, for `--help` and the README.
+    /// The variables, for `--help`, the man page and docs/configuration.md.
     public static let variables: [(name: String, meaning: String)] = [
         ("MAGICBELL_API_KEY", "required: the project's API key; goes into the api_key claim"),
         ("MAGICBELL_SECRET_KEY", "the project's secret key, which signs tokens (or use the _FILE variant)"),

@@ -44,7 +44,7 @@ struct MagicBellFCGI: ParsableCommand {
         Exit codes: 0 success; 1 failure (invalid token, cannot listen); 64 usage error; 78 invalid configuration.
 
         SIGHUP makes serve read its configuration (and the _FILE variables' files) again. \
-        The nginx snippets, systemd units and the security model: the project's docs/ and README.
+        The nginx snippets, systemd units and the security model: docs/ in the source tree.
         """,
         version: MagicBellFCGIVersion.current,
         subcommands: [Serve.self, Mint.self, Verify.self, CheckConfig.self]
