@@ -103,9 +103,7 @@ struct Serve: ParsableCommand {
 
     func validate() throws {
         if socketPath != nil && listen != nil { throw ValidationError("use either --socket or --listen, not both") }
-        guard (1...FastCGIServer.maxWorkers).contains(workers) else {
-            throw ValidationError("--workers must be from 1 to \(FastCGIServer.maxWorkers)")
-        }
+        try validateWorkers(workers)
         guard ioTimeout >= 0.1 && ioTimeout <= 3600 else { throw ValidationError("--io-timeout must be from 0.1 to 3600 seconds") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 1000000") }
         guard idleTimeout >= 1 && idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be from 1 to 86400 seconds") }
@@ -171,6 +169,13 @@ struct Serve: ParsableCommand {
         } catch let error as ListenError {
             throw fail(error.description, .failure)
         }
+    }
+}
+
+/// `--workers`, for serve and check-config alike.
+func validateWorkers(_ workers: Int) throws {
+    guard (1...FastCGIServer.maxWorkers).contains(workers) else {
+        throw ValidationError("--workers must be from 1 to \(FastCGIServer.maxWorkers)")
     }
 }
 
@@ -270,6 +275,10 @@ struct CheckConfig: ParsableCommand {
 
     @Option(help: ArgumentHelp("The --workers serve runs with (default: serve's default, here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
     var workers: Int = FastCGIServer.defaultWorkers
+
+    func validate() throws {
+        try validateWorkers(workers)
+    }
 
     func run() throws {
         let configuration: Configuration

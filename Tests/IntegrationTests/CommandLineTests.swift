@@ -52,6 +52,11 @@ import TestSupport
             #expect(serve.stderr == check.stderr, "one rule, one message")
             #expect(try runProcess(Project.binary, ["check-config", "--workers", "5"], environment: env).status == 0)
         }
+        for workers in ["0", "1025"] {
+            let bad = try runProcess(Project.binary, ["check-config", "--workers", workers], environment: Responder.environment())
+            #expect(bad.status == 64, "--workers \(workers)")
+            #expect(bad.stderr.contains("--workers must be from 1 to 1024"))
+        }
     }
 
     @Test(arguments: [["--socket-mode", "0999"], ["--socket-mode", "0440"], ["--listen", "localhost"], ["--listen", "1.2.3.4:0"],
