@@ -159,20 +159,16 @@ final class ConnectionWorker: @unchecked Sendable {
                 }
                 deadline = MonotonicClock.now() + ioTimeout
             }
-            switch readExactly(fd, into: UnsafeMutableRawBufferPointer(rebasing: peek[..<FCGI.headerLength]), deadline: deadline) {
-            case .done: break
-            case .closed: return refuse(fd, intake.isIdle ? "connection closed inside a record header" : "connection closed inside request \(intake.requestID)")
-            case .timedOut: return refuse(fd, "request incomplete after \(ioTimeout) s")
-            case .failed(let error): return refuse(fd, "read failed: \(String(cString: strerror(error)))")
+            if let problem = readRecordPart(fd, into: UnsafeMutableRawBufferPointer(rebasing: peek[..<FCGI.headerLength]), deadline: deadline,
+                                            closed: intake.isIdle ? "connection closed inside a record header"
+                                                                  : "connection closed inside request \(intake.requestID)") {
+                return refuse(fd, problem)
             }
             let header = RecordHeader(UnsafeRawBufferPointer(peek))
             if let problem = intake.precheck(header) { return refuse(fd, problem) }
             let rest = UnsafeMutableRawBufferPointer(rebasing: record[..<(header.contentLength + header.paddingLength)])
-            switch readExactly(fd, into: rest, deadline: deadline) {
-            case .done: break
-            case .closed: return refuse(fd, "connection closed inside a record")
-            case .timedOut: return refuse(fd, "request incomplete after \(ioTimeout) s")
-            case .failed(let error): return refuse(fd, "read failed: \(String(cString: strerror(error)))")
+            if let problem = readRecordPart(fd, into: rest, deadline: deadline, closed: "connection closed inside a record") {
+                return refuse(fd, problem)
             }
             let content = UnsafeRawBufferPointer(rebasing: record[..<header.contentLength])
             switch intake.take(header, content) {
@@ -334,6 +330,17 @@ final class ConnectionWorker: @unchecked Sendable {
     }
 
     enum ReadResult: Equatable { case done, closed, timedOut, failed(Int32) }
+
+    /// `readExactly`, as the reason to refuse the connection, or nil when done.
+    private func readRecordPart(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, deadline: Double,
+                                closed: @autoclosure () -> String) -> String? {
+        switch readExactly(fd, into: buffer, deadline: deadline) {
+        case .done: return nil
+        case .closed: return closed()
+        case .timedOut: return "request incomplete after \(ioTimeout) s"
+        case .failed(let error): return "read failed: \(String(cString: strerror(error)))"
+        }
+    }
 
     /// Fills `buffer` from the socket by `deadline`, never reading past it.
     private func readExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, deadline: Double) -> ReadResult {

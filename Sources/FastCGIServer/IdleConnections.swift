@@ -19,11 +19,10 @@ import Synchronization
 final class IdleConnections: @unchecked Sendable { // @unchecked: `slots` is only read and written through its atomics
     private let slots: UnsafeMutablePointer<Atomic<Int>>
     private let capacity: Int
-    private let open = Atomic<Int>(0)
-    let maxConnections: Int
+    private let open: CountingGate
 
     init(maxConnections: Int) {
-        self.maxConnections = maxConnections
+        open = CountingGate(limit: maxConnections)
         // Descriptors above the table are counted but never reaped.
         capacity = min(mbf_nofile_limit(), 1 << 16)
         slots = UnsafeMutablePointer<Atomic<Int>>.allocate(capacity: capacity)
@@ -36,19 +35,13 @@ final class IdleConnections: @unchecked Sendable { // @unchecked: `slots` is onl
     }
 
     /// Connections open now.
-    var count: Int { open.load(ordering: .relaxed) }
+    var count: Int { open.count }
 
     /// A new connection: false (and not counted) when the server holds its maximum.
-    func admit() -> Bool {
-        while true {
-            let current = open.load(ordering: .relaxed)
-            guard current < maxConnections else { return false }
-            if open.compareExchange(expected: current, desired: current + 1, ordering: .relaxed).exchanged { return true }
-        }
-    }
+    func admit() -> Bool { open.tryEnter() }
 
     /// A connection was closed.
-    func closed() { open.subtract(1, ordering: .relaxed) }
+    func closed() { open.leave() }
 
     /// `fd` waits in the shared set from `now` (monotonic seconds).
     func parked(_ fd: Int32, now: Double) {

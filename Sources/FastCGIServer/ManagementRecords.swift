@@ -35,7 +35,7 @@ public struct ManagementValues: Equatable, Sendable {
             body.append(contentsOf: name)
             body.append(contentsOf: value)
         }
-        return record(FCGI.getValuesResult, requestID: 0, body)
+        return Self.record(FCGI.getValuesResult, requestID: 0, body)
     }
 
     private func value(of variable: Variable) -> Int {
@@ -79,10 +79,6 @@ public struct ManagementValues: Equatable, Sendable {
         let padding = (8 - content.count % 8) % 8
         return RecordHeader.bytes(type: type, requestID: requestID, contentLength: content.count, paddingLength: padding)
             + content + [UInt8](repeating: 0, count: padding)
-    }
-
-    private func record(_ type: UInt8, requestID: UInt16, _ content: [UInt8]) -> [UInt8] {
-        Self.record(type, requestID: requestID, content)
     }
 }
 

@@ -1,7 +1,6 @@
 import FastCGIServer
 import Logging
 import MagicBellAPI
-import Synchronization
 
 /// What all workers share: the configuration and the few thread-safe
 /// objects the admin route needs. Per-worker state (a minter, buffers) is
@@ -15,9 +14,11 @@ public final class AppContext: Sendable {
     /// The process's counters; pass the same instance to every context of a
     /// process, so that counts survive a reload.
     public let metrics: Metrics
-    let adminGate: CallGate
+    /// The calls to MagicBell in flight, bounded so that a slow MagicBell
+    /// can hold at most this many workers; a call over the bound is refused at once.
+    let adminGate: CountingGate
     /// `MAGICBELL_MINT=api`: token requests waiting on MagicBell.
-    let mintGate: CallGate
+    let mintGate: CountingGate
     let audit: AuditLog
 
     public init(configuration: Configuration, logger: Logger, workers: Int = 8,
@@ -31,8 +32,8 @@ public final class AppContext: Sendable {
             JwtServiceClient(projectToken: $0.value, baseURL: configuration.apiURL,
                              timeout: configuration.upstreamTimeout, userAgent: "magicbell-fcgi/\(MagicBellFCGIVersion.current)")
         }
-        adminGate = CallGate(limit: configuration.adminMaxConcurrent ?? Configuration.defaultAdminMaxConcurrent(workers: workers))
-        mintGate = CallGate(limit: configuration.mintMaxConcurrent ?? Configuration.defaultMintMaxConcurrent(workers: workers))
+        adminGate = CountingGate(limit: configuration.adminMaxConcurrent ?? Configuration.defaultAdminMaxConcurrent(workers: workers))
+        mintGate = CountingGate(limit: configuration.mintMaxConcurrent ?? Configuration.defaultMintMaxConcurrent(workers: workers))
         audit = AuditLog(logger: logger)
     }
 
@@ -42,26 +43,4 @@ public final class AppContext: Sendable {
         defer { metrics.observeUpstream(operation: request.operation.rawValue, seconds: MonotonicClock.now() - started) }
         return try client.send(request)
     }
-}
-
-/// Bounds the calls to MagicBell in flight (admin calls; tokens in api
-/// mode), so that a slow MagicBell can hold at most this many workers; a
-/// call over the bound is refused at once.
-final class CallGate: Sendable {
-    private let inFlight = Atomic<Int>(0)
-    private let limit: Int
-
-    init(limit: Int) { self.limit = limit }
-
-    func tryEnter() -> Bool {
-        var current = inFlight.load(ordering: .relaxed)
-        while current < limit {
-            let (exchanged, found) = inFlight.compareExchange(expected: current, desired: current + 1, ordering: .acquiring)
-            if exchanged { return true }
-            current = found
-        }
-        return false
-    }
-
-    func leave() { inFlight.subtract(1, ordering: .releasing) }
 }
