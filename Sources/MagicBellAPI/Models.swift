@@ -16,6 +16,17 @@ public struct CreateProjectTokenRequest: Codable, Equatable, Sendable {
         self.name = name
         self.expiry = expiry
     }
+
+    /// Decodes and validates, as the published schema says: only `name`
+    /// and `expiry`; `name` required. Throws `InvalidRequestBody`.
+    public init(from decoder: any Decoder) throws {
+        let fields = try RequestFields(decoder, allowed: ["expiry", "name"])
+        guard let name = try fields.string("name", minimum: 1) else {
+            throw InvalidRequestBody(message: "name is required.")
+        }
+        self.name = name
+        expiry = try fields.expiry()
+    }
 }
 
 public struct CreateUserTokenRequest: Codable, Equatable, Sendable {
@@ -34,6 +45,90 @@ public struct CreateUserTokenRequest: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case email, name, expiry
         case externalID = "external_id"
+    }
+
+    /// Decodes and validates: only the four fields; `email` or
+    /// `external_id` non-empty. Throws `InvalidRequestBody`.
+    public init(from decoder: any Decoder) throws {
+        let fields = try RequestFields(decoder, allowed: ["email", "expiry", "external_id", "name"])
+        email = try fields.string("email", minimum: 0)
+        externalID = try fields.string("external_id", minimum: 0)
+        name = try fields.string("name", minimum: 0)
+        expiry = try fields.expiry()
+        guard email?.isEmpty == false || externalID?.isEmpty == false else {
+            throw InvalidRequestBody(message: "email or external_id is required (a non-empty string).")
+        }
+    }
+}
+
+/// A create body that decodes as JSON but breaks the schema; the message
+/// names the field. (A body that is not a JSON object throws Foundation's
+/// `DecodingError` instead.)
+public struct InvalidRequestBody: Error, Equatable, Sendable {
+    public let message: String
+}
+
+/// The schema rules both create bodies share. Strings are counted in
+/// characters (Unicode scalars), as JSON Schema's maxLength counts them.
+struct RequestFields {
+    static let maxStringLength = 255
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    private let container: KeyedDecodingContainer<Key>
+
+    init(_ decoder: any Decoder, allowed: [String]) throws {
+        container = try decoder.container(keyedBy: Key.self)
+        if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !allowed.contains($0) }) {
+            let shown = unknown.count > 40 ? String(unknown.prefix(40)) + "…" : unknown
+            throw InvalidRequestBody(message: "Unknown field \"\(shown)\"; allowed: \(allowed.joined(separator: ", ")).")
+        }
+    }
+
+    /// A string of `minimum` to 255 characters without control characters,
+    /// or nil when absent or null.
+    func string(_ field: String, minimum: Int) throws -> String? {
+        let key = Key(stringValue: field)
+        guard container.contains(key), try !container.decodeNil(forKey: key) else { return nil }
+        let text: String
+        do {
+            text = try container.decode(String.self, forKey: key)
+        } catch DecodingError.typeMismatch {
+            throw InvalidRequestBody(message: "\(field) must be a string.")
+        } // Other errors are bytes that are not JSON (strings are checked as they are read): rethrown.
+        guard (minimum...Self.maxStringLength).contains(text.unicodeScalars.count) else {
+            throw InvalidRequestBody(message: "\(field) must be \(minimum) to \(Self.maxStringLength) characters.")
+        }
+        // Ids and names end up in dashboards and logs: no NUL, newlines or ESC.
+        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw InvalidRequestBody(message: "\(field) must not contain control characters.")
+        }
+        return text
+    }
+
+    /// `expiry`: an integer of at least 1, or nil when absent or null. As in
+    /// JSON Schema, `1.0` and `1e3` are integers (1 and 1000); `1.5`, `true`
+    /// and `"1"` are not.
+    func expiry() throws -> Int? {
+        let key = Key(stringValue: "expiry")
+        guard container.contains(key), try !container.decodeNil(forKey: key) else { return nil }
+        let refusal = InvalidRequestBody(message: "expiry must be a whole number of seconds, at least 1, or null.")
+        let value: Int
+        if let integer = try? container.decode(Int.self, forKey: key) {
+            value = integer
+        } else if let double = try? container.decode(Double.self, forKey: key),
+                  double.rounded() == double, abs(double) < 0x1p63 {
+            value = Int(double)
+        } else {
+            throw refusal
+        }
+        guard value >= 1 else { throw refusal }
+        return value
     }
 }
 

@@ -42,17 +42,22 @@ final class AdminEndpoint {
             let (operation, pathValue) = try AdminRequest.resolve(method: method, segments: path)
             entry.operation = operation.rawValue
             entry.target = pathValue
-            let apiRequest = try AdminRequest.build(operation, pathValue: pathValue, request: request)
+            let call = try AdminRequest.build(operation, pathValue: pathValue, request: request)
             guard context.adminGate.tryEnter() else {
                 response.addHeader("Retry-After", "1")
                 throw .adminBusy
             }
             defer { context.adminGate.leave() }
-            let answer = try forward(apiRequest, with: client)
-            entry.outcome = (200..<300).contains(answer.status) ? "ok" : "upstream_error"
-            if apiRequest.operation.body != nil, entry.target == nil {
-                entry.target = Self.createdTokenID(answer.body) // the new token's id, never its value
+            let answer: APIResponse
+            switch call {
+            case .list(let list): answer = try forward(list, with: client)
+            case .discard(let discard): answer = try forward(discard, with: client)
+            case .create(let create):
+                answer = try forward(create, with: client) { created in
+                    if entry.target == nil { entry.target = created.tokenID } // the new token's id, never its value
+                }
             }
+            entry.outcome = (200..<300).contains(answer.status) ? "ok" : "upstream_error"
             response.setStatus(answer.status)
             response.addHeader("Content-Type", "application/json")
             EndpointError.addNoStoreHeaders(to: &response)
@@ -92,21 +97,23 @@ final class AdminEndpoint {
         }
     }
 
-    /// The upstream's status and JSON body, unchanged; anything else is a 502 or 504.
-    private func forward(_ request: APIRequest, with client: JwtServiceClient) throws(EndpointError) -> APIResponse {
-        let answer: APIResponse
+    /// MagicBell's status and body as it sent them: a success that decodes
+    /// to the operation's model (handed to `took`), or a 4xx/5xx with a JSON
+    /// body. Anything else is a 502 or 504.
+    private func forward<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient,
+                                 took: (Answer) -> Void = { _ in }) throws(EndpointError) -> APIResponse {
         do {
-            answer = try context.send(request, with: client)
+            let answered = try context.perform(call, with: client)
+            took(answered.value)
+            return APIResponse(status: answered.status, body: answered.body)
+        } catch .http(let status, let body) {
+            guard (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil else {
+                throw .upstreamInvalid("the body is not JSON (status \(status))")
+            }
+            return APIResponse(status: status, body: body)
         } catch {
             throw EndpointError(upstream: error)
         }
-        guard (200..<600).contains(answer.status), !(300..<400).contains(answer.status) else {
-            throw .upstreamInvalid("status \(answer.status)")
-        }
-        guard (try? JSONSerialization.jsonObject(with: Data(answer.body), options: [.fragmentsAllowed])) != nil else {
-            throw .upstreamInvalid("the body is not JSON (status \(answer.status))")
-        }
-        return answer
     }
 
     /// `GET …/magicbell-admin/metrics`: the Prometheus text exposition.
@@ -115,10 +122,6 @@ final class AdminEndpoint {
         response.addHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         EndpointError.addNoStoreHeaders(to: &response)
         response.body.append(contentsOf: context.metrics.render().utf8)
-    }
-
-    private static func createdTokenID(_ body: [UInt8]) -> String? {
-        ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any])?["token_id"] as? String
     }
 
     private func nonEmpty(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }

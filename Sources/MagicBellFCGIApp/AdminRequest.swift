@@ -13,7 +13,6 @@ enum AdminRequest {
     /// Ids (path and cursor values) and names are counted in characters
     /// (Unicode scalars), as JSON Schema's maxLength counts them.
     static let maxIDLength = 255
-    static let maxStringLength = 255
     static let maxPageSize = 1000
 
     /// Which operation the method and path name, with the decoded path value.
@@ -29,14 +28,20 @@ enum AdminRequest {
 
     /// The validated call for a resolved operation.
     static func build(_ operation: JwtOperation, pathValue: String?, request: some RequestParameters & RequestBodyReader)
-        throws(EndpointError) -> APIRequest {
+        throws(EndpointError) -> AdminCall {
         if let pathValue, let name = operation.pathParameter { try validateID(pathValue, name: name) }
-        let query = try parseQuery(request.param("QUERY_STRING").map(Array.init) ?? [], paginated: operation.isPaginated)
-        var body: [UInt8]?
-        if let kind = operation.body {
-            body = try validatedBody(kind, request: request)
+        let page = try parseQuery(request.param("QUERY_STRING").map(Array.init) ?? [], paginated: operation.isPaginated)
+        let id = pathValue ?? ""
+        switch operation {
+        case .fetchProjectTokens: return .list(.fetchProjectTokens(page))
+        case .fetchUserTokens: return .list(.fetchUserTokens(userID: id, page))
+        case .discardProjectJwt: return .discard(.discardProjectJwt(tokenID: id))
+        case .discardUserJwt: return .discard(.discardUserJwt(tokenID: id))
+        case .createProjectJwt:
+            return .create(.createProjectJwt(try decode(CreateProjectTokenRequest.self, json: try body(request))))
+        case .createUserJwt:
+            return .create(.createUserJwt(try decode(CreateUserTokenRequest.self, json: try body(request))))
         }
-        return APIRequest(operation: operation, pathValue: pathValue, query: query, body: body)
     }
 
     static func validateID(_ value: String, name: String) throws(EndpointError) {
@@ -50,8 +55,11 @@ enum AdminRequest {
         }
     }
 
-    static func parseQuery(_ raw: [UInt8], paginated: Bool) throws(EndpointError) -> [(name: String, value: String)] {
-        var items: [(name: String, value: String)] = []
+    /// The pagination the query asks for: known names only, each once,
+    /// values checked. The client re-encodes it.
+    static func parseQuery(_ raw: [UInt8], paginated: Bool) throws(EndpointError) -> Pagination {
+        var page = Pagination()
+        var seen: Set<String> = []
         for piece in raw.split(separator: UInt8(ascii: "&")) {
             let equals = piece.firstIndex(of: UInt8(ascii: "=")) ?? piece.endIndex
             guard let nameBytes = PercentEncoding.decode(piece[..<equals]),
@@ -68,27 +76,34 @@ enum AdminRequest {
                 throw .invalid(.invalidQuery,
                     "Unsupported query parameter \"\(shown)\"; allowed: \(Pagination.parameterNames.joined(separator: ", ")).")
             }
-            guard !items.contains(where: { $0.name == name }) else {
+            guard seen.insert(name).inserted else {
                 throw .invalid(.invalidQuery, "The query parameter \(name) is given twice.")
             }
             if Pagination.integerParameters.contains(name) {
                 guard let number = Int(value), (1...maxPageSize).contains(number) else {
                     throw .invalid(.invalidQuery, "\(name) must be a whole number from 1 to \(maxPageSize).")
                 }
+                if name == "limit" { page.limit = number } else { page.pageSize = number }
             } else {
                 guard (1...maxIDLength).contains(value.unicodeScalars.count),
                       !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
                     throw .invalid(.invalidQuery, "\(name) must be 1 to \(maxIDLength) characters without control characters.")
                 }
+                switch name {
+                case "starting_after": page.startingAfter = value
+                case "ending_before": page.endingBefore = value
+                case "page[after]": page.pageAfter = value
+                default: page.pageBefore = value
+                }
             }
-            items.append((name, value))
         }
-        return items
+        return page
     }
 
     // MARK: Bodies
 
-    static func validatedBody(_ kind: JwtOperation.Body, request: some RequestParameters & RequestBodyReader) throws(EndpointError) -> [UInt8] {
+    /// The body of a create, read within the limit.
+    static func body(_ request: some RequestParameters & RequestBodyReader) throws(EndpointError) -> [UInt8] {
         guard let contentType = request.string("CONTENT_TYPE"),
               contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() == "application/json" else {
             throw .unsupportedMediaType
@@ -97,84 +112,47 @@ enum AdminRequest {
             throw .bodyTooLarge(maxBodyBytes)
         }
         switch request.readBody(limit: maxBodyBytes) {
-        case .complete(let bytes): return try validate(kind, json: bytes)
+        case .complete(let bytes): return bytes
         case .tooLarge: throw .bodyTooLarge(maxBodyBytes)
         case .incomplete: throw .invalid(.incompleteBody, "The request body ended before its end.")
         }
     }
 
-    /// Validates a create body and returns it re-serialized: exactly the
-    /// validated fields, nulls left out (the older API revision has no nulls).
-    static func validate(_ kind: JwtOperation.Body, json: [UInt8]) throws(EndpointError) -> [UInt8] {
-        guard let parsed = try? JSONSerialization.jsonObject(with: Data(json)),
-              let object = parsed as? [String: Any] else {
+    /// A create body as its model, which validates itself (MagicBellAPI's
+    /// `init(from:)`): one schema for this route and the library.
+    static func decode<Body: Decodable>(_ type: Body.Type, json: [UInt8]) throws(EndpointError) -> Body {
+        do {
+            return try JSONDecoder().decode(Body.self, from: Data(json))
+        } catch let invalid as InvalidRequestBody {
+            throw .invalid(.invalidBody, invalid.message)
+        } catch {
             throw .invalid(.invalidJSON, "The body must be a JSON object.")
         }
-        var out: [String: Any] = [:]
+    }
+
+    /// What a create body is forwarded as: exactly the validated fields,
+    /// nulls left out (the older API revision has no nulls), keys sorted.
+    static func validate(_ kind: JwtOperation.Body, json: [UInt8]) throws(EndpointError) -> [UInt8] {
+        let call: JwtCall<CreatedToken>
         switch kind {
-        case .createProjectToken:
-            try rejectUnknown(object, allowed: ["name", "expiry"])
-            guard let name = object["name"], !(name is NSNull) else {
-                throw .invalid(.invalidBody, "name is required.")
-            }
-            out["name"] = try string(name, field: "name", minimum: 1)
-            if let expiry = try optionalInteger(object["expiry"], field: "expiry") { out["expiry"] = expiry }
-        case .createUserToken:
-            try rejectUnknown(object, allowed: ["email", "external_id", "name", "expiry"])
-            for field in ["email", "external_id", "name"] {
-                if let value = object[field], !(value is NSNull) { out[field] = try string(value, field: field, minimum: 0) }
-            }
-            if let expiry = try optionalInteger(object["expiry"], field: "expiry") { out["expiry"] = expiry }
-            let hasIdentity = ["email", "external_id"].contains { !((out[$0] as? String) ?? "").isEmpty }
-            guard hasIdentity else {
-                throw .invalid(.invalidBody, "email or external_id is required (a non-empty string).")
-            }
+        case .createProjectToken: call = .createProjectJwt(try decode(CreateProjectTokenRequest.self, json: json))
+        case .createUserToken: call = .createUserJwt(try decode(CreateUserTokenRequest.self, json: json))
         }
-        let data = (try? JSONSerialization.data(withJSONObject: out, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return Array(data)
+        return call.request.body ?? []
     }
+}
 
-    private static func rejectUnknown(_ object: [String: Any], allowed: Set<String>) throws(EndpointError) {
-        if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
-            let shown = unknown.count > 40 ? String(unknown.prefix(40)) + "…" : unknown
-            throw .invalid(.invalidBody, "Unknown field \"\(shown)\"; allowed: \(allowed.sorted().joined(separator: ", ")).")
-        }
-    }
+/// A validated admin call, by the model its answer decodes to.
+enum AdminCall {
+    case list(JwtCall<TokenList>)
+    case create(JwtCall<CreatedToken>)
+    case discard(JwtCall<DiscardedToken>)
 
-    private static func string(_ value: Any, field: String, minimum: Int) throws(EndpointError) -> String {
-        guard let text = value as? String, !(value is NSNumber) else {
-            throw .invalid(.invalidBody, "\(field) must be a string.")
+    var request: APIRequest {
+        switch self {
+        case .list(let call): return call.request
+        case .create(let call): return call.request
+        case .discard(let call): return call.request
         }
-        guard (minimum...maxStringLength).contains(text.unicodeScalars.count) else {
-            throw .invalid(.invalidBody, "\(field) must be \(minimum) to \(maxStringLength) characters.")
-        }
-        // Ids and names end up in dashboards and logs: no control characters (NUL, newlines, ESC).
-        guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
-            throw .invalid(.invalidBody, "\(field) must not contain control characters.")
-        }
-        return text
-    }
-
-    /// An integer of at least 1, or null/absent. As in JSON Schema, `1.0`
-    /// and `1e3` are integers (forwarded as 1 and 1000); `1.5`, `true` and
-    /// `"1"` are not (NSNumber's objCType tells them apart on Linux, where
-    /// `is Bool` is true for 0 and 1).
-    private static func optionalInteger(_ value: Any?, field: String) throws(EndpointError) -> Int? {
-        guard let value, !(value is NSNull) else { return nil }
-        let refusal = EndpointError.invalid(.invalidBody, "\(field) must be a whole number of seconds, at least 1, or null.")
-        guard let number = value as? NSNumber, !(value is String) else { throw refusal }
-        let integer: Int64
-        switch String(cString: number.objCType) {
-        case "i", "l", "q", "s":
-            integer = number.int64Value
-        case "d", "f":
-            let double = number.doubleValue
-            guard double.rounded() == double, abs(double) < 0x1p63 else { throw refusal }
-            integer = Int64(double)
-        default:
-            throw refusal
-        }
-        guard integer >= 1 else { throw refusal }
-        return Int(integer)
     }
 }

@@ -10,7 +10,7 @@ public final class AppContext: Sendable {
     public let logger: Logger
     public let clock: @Sendable () -> Int
     /// nil without a project token.
-    public let client: JwtServiceClient?
+    public let client: JWTServiceClient?
     /// The process's counters; pass the same instance to every context of a
     /// process, so that counts survive a reload.
     public let metrics: Metrics
@@ -29,7 +29,7 @@ public final class AppContext: Sendable {
         self.clock = clock
         self.metrics = metrics
         client = configuration.projectToken.map {
-            JwtServiceClient(projectToken: $0.value, baseURL: configuration.apiURL,
+            JWTServiceClient(projectToken: $0.value, baseURL: configuration.apiURL,
                              timeout: configuration.upstreamTimeout, userAgent: "magicbell-fcgi/\(MagicBellFCGIVersion.current)")
         }
         adminGate = CountingGate(limit: configuration.adminMaxConcurrent ?? Configuration.defaultAdminMaxConcurrent(workers: workers))
@@ -38,9 +38,9 @@ public final class AppContext: Sendable {
     }
 
     /// One call to MagicBell, timed into the upstream latency histogram.
-    func send(_ request: APIRequest, with client: JwtServiceClient) throws(MagicBellAPIError) -> APIResponse {
+    func perform<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient) throws(MagicBellAPIError) -> Answered<Answer> {
         let started = MonotonicClock.now()
-        defer { metrics.observeUpstream(operation: request.operation.rawValue, seconds: MonotonicClock.now() - started) }
-        return try client.send(request)
+        defer { metrics.observeUpstream(operation: call.request.operation.rawValue, seconds: MonotonicClock.now() - started) }
+        return try client.perform(call)
     }
 }

@@ -87,12 +87,15 @@ public struct EndpointError: Error, Equatable {
     }
 
     /// A failed call to MagicBell: 504 for a timeout, 502 for the rest.
+    /// (The admin route forwards an `.http` answer itself.)
     init(upstream error: MagicBellAPIError) {
         switch error {
         case .timeout(let seconds): self = .upstreamTimeout(seconds)
         case .unreachable(let why): self = .upstreamUnreachable(why)
         case .invalidResponse(let why): self = .upstreamInvalid(why)
-        case .http(let status, _): self = .upstreamInvalid("status \(status)") // send() returns statuses, never throws this
+        case .cancelled: self = .upstreamUnreachable("the call was cancelled")
+        case .http(let status, _):
+            self = EndpointError(status: 502, code: .upstreamError, message: "MagicBell refused the call (status \(status)).")
         }
     }
     public static let unauthenticated = EndpointError(

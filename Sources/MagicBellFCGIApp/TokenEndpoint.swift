@@ -15,7 +15,7 @@ final class TokenEndpoint {
     private let context: AppContext
     private let clock: @Sendable () -> Int
     /// Set in api mode.
-    private let api: (client: JwtServiceClient, tokenName: String)?
+    private let api: (client: JWTServiceClient, tokenName: String)?
     private let dates = ISO8601DateFormatter()
     private let fractionalDates: ISO8601DateFormatter = {
         let formatter = ISO8601DateFormatter()
@@ -76,7 +76,7 @@ final class TokenEndpoint {
 
     /// `MAGICBELL_MINT=api`: the token comes from createUserJwt. Never a
     /// silent local fallback: MagicBell's failure is the answer's failure.
-    private func respondFromMagicBell(_ identity: Identity, _ client: JwtServiceClient, tokenName: String,
+    private func respondFromMagicBell(_ identity: Identity, _ client: JWTServiceClient, tokenName: String,
                                       with response: inout HTTPResponse) throws(EndpointError) {
         func text(_ bytes: UnsafeBufferPointer<UInt8>?, _ param: StaticString) throws(EndpointError) -> String? {
             guard let bytes else { return nil }
@@ -86,26 +86,18 @@ final class TokenEndpoint {
         let body = CreateUserTokenRequest(email: try text(identity.email, Identity.emailParam),
                                           externalID: try text(identity.externalID, Identity.externalIDParam),
                                           name: tokenName, expiry: minter.ttl)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let request = APIRequest(operation: .createUserJwt, body: Array((try? encoder.encode(body)) ?? Data()))
         guard context.mintGate.tryEnter() else {
             response.addHeader("Retry-After", "1")
             throw .mintBusy
         }
         defer { context.mintGate.leave() }
-        let answer: APIResponse
+        let created: CreatedToken
         do {
-            answer = try context.send(request, with: client)
+            created = try context.perform(.createUserJwt(body), with: client).value
         } catch {
             throw EndpointError(upstream: error)
         }
-        guard (200..<300).contains(answer.status) else {
-            throw EndpointError(status: 502, code: .upstreamError,
-                           message: "MagicBell refused to create the token (status \(answer.status)).")
-        }
-        guard let created = try? JSONDecoder().decode(CreatedToken.self, from: Data(answer.body)),
-              (1...8192).contains(created.token.utf8.count),
+        guard (1...8192).contains(created.token.utf8.count),
               created.token.utf8.allSatisfy({ PercentEncoding.isUnreserved($0) && $0 != UInt8(ascii: "~") }) else {
             throw .upstreamInvalid("not a created token")
         }

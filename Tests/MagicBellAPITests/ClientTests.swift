@@ -10,7 +10,7 @@ import FoundationNetworking
 @Suite(.serialized) struct ClientTests {
     @Test func theSixOperationsAgainstTheFake() async throws {
         let fake = try FakeMagicBell()
-        let client = JwtServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 5)
+        let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 5)
 
         let project = try await client.createProjectJwt(CreateProjectTokenRequest(name: "ci", expiry: 60))
         #expect(!project.token.isEmpty && project.expiresAt != nil)
@@ -37,19 +37,16 @@ import FoundationNetworking
 
     @Test func errorsCarryTheStatusAndRawBody() async throws {
         let fake = try FakeMagicBell()
-        let client = JwtServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 5)
-        do {
-            _ = try await client.fetchProjectTokens()
-            Issue.record("expected an error")
-        } catch MagicBellAPIError.http(let status, let body) {
-            #expect(status == 401)
-            #expect(String(decoding: body, as: UTF8.self).contains("Invalid project token"))
-        }
+        let client = JWTServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 5)
+        let error = await #expect(throws: MagicBellAPIError.self) { try await client.fetchProjectTokens() }
+        guard case .http(let status, let body) = error else { Issue.record("\(String(describing: error))"); return }
+        #expect(status == 401)
+        #expect(String(decoding: body, as: UTF8.self).contains("Invalid project token"))
     }
 
     @Test func timeoutGarbageDropAndRedirect() throws {
         let fake = try FakeMagicBell()
-        let client = JwtServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 1)
+        let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 1)
         let list = APIRequest(operation: .fetchProjectTokens)
 
         _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
@@ -75,7 +72,45 @@ import FoundationNetworking
         let seen = try fake.requests().map { "\($0["method"]!)" }
         #expect(seen == ["GET", "GET", "GET", "GET", "POST", "GET"], "each request exactly once")
 
-        let refused = JwtServiceClient(projectToken: "t", baseURL: URL(string: "http://127.0.0.1:9/v2")!, timeout: 2)
+        let refused = JWTServiceClient(projectToken: "t", baseURL: URL(string: "http://127.0.0.1:9/v2")!, timeout: 2)
         #expect(throws: MagicBellAPIError.unreachable("connection refused")) { try refused.send(list) }
+    }
+
+    @Test func typedCallsCheckTheAnswerAgainstTheModel() throws {
+        let fake = try FakeMagicBell()
+        let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 2)
+        let created = try client.perform(.createProjectJwt(CreateProjectTokenRequest(name: "typed")))
+        #expect(created.status == 201 && created.value.tokenID.count > 0)
+        #expect(try JSONDecoder().decode(CreatedToken.self, from: Data(created.body)) == created.value, "the bytes as sent")
+
+        _ = try fake.control("misbehave", #"{"mode":"garbage"}"#)
+        #expect(throws: MagicBellAPIError.invalidResponse("not a TokenList (status 200)")) { try client.perform(.fetchProjectTokens()) }
+        _ = try fake.control("misbehave", #"{"mode":"redirect"}"#)
+        #expect(throws: MagicBellAPIError.invalidResponse("status 302")) { try client.perform(.fetchProjectTokens()) }
+        let wrong = JWTServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 2)
+        do {
+            _ = try wrong.perform(.discardUserJwt(tokenID: "x"))
+            Issue.record("expected an error")
+        } catch {
+            guard case .http(401, _) = error else { Issue.record("\(error)"); return }
+        }
+    }
+
+    @Test func theAsyncSurfaceHasTheSameDeadlineAndStopsWhenCancelled() async throws {
+        let fake = try FakeMagicBell()
+        let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 1)
+        _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
+        var start = Date()
+        await #expect(throws: MagicBellAPIError.timeout(seconds: 1)) { try await client.fetchProjectTokens() }
+        #expect(Date().timeIntervalSince(start) < 2)
+
+        let slow = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 30)
+        _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
+        start = Date()
+        let call = Task { try await slow.fetchProjectTokens() }
+        try await Task.sleep(for: .milliseconds(300))
+        call.cancel()
+        await #expect(throws: MagicBellAPIError.cancelled) { try await call.value }
+        #expect(Date().timeIntervalSince(start) < 5, "cancelled, not timed out at 30 s")
     }
 }

@@ -60,6 +60,24 @@ import Testing
         #expect(json?["expiry"] as? Int == 60)
     }
 
+    @Test func requestModelsValidateThemselvesWhenDecoded() throws {
+        #expect(try decode(CreateProjectTokenRequest.self, #"{"name":"ci","expiry":1e3}"#) == CreateProjectTokenRequest(name: "ci", expiry: 1000))
+        #expect(try decode(CreateUserTokenRequest.self, #"{"external_id":"u","name":null}"#) == CreateUserTokenRequest(externalID: "u"))
+        func refusal<T: Decodable>(_ type: T.Type, _ json: String) -> String? {
+            do { _ = try decode(type, json); return nil } catch { return (error as? InvalidRequestBody)?.message ?? "\(error)" }
+        }
+        #expect(refusal(CreateProjectTokenRequest.self, #"{"expiry":5}"#) == "name is required.")
+        #expect(refusal(CreateProjectTokenRequest.self, #"{"name":""}"#) == "name must be 1 to 255 characters.")
+        #expect(refusal(CreateProjectTokenRequest.self, #"{"name":"\#(String(repeating: "x", count: 256))"}"#) == "name must be 1 to 255 characters.")
+        #expect(refusal(CreateProjectTokenRequest.self, #"{"name":"a\nb"}"#) == "name must not contain control characters.")
+        #expect(refusal(CreateProjectTokenRequest.self, #"{"name":"x","extra":1}"#) == #"Unknown field "extra"; allowed: expiry, name."#)
+        for expiry in ["0", "1.5", "true", #""60""#, "1e300", "-1"] {
+            #expect(refusal(CreateProjectTokenRequest.self, #"{"name":"x","expiry":\#(expiry)}"#)?.hasPrefix("expiry") == true, "\(expiry)")
+        }
+        #expect(refusal(CreateUserTokenRequest.self, #"{"email":"","name":"n"}"#) == "email or external_id is required (a non-empty string).")
+        #expect(refusal(CreateUserTokenRequest.self, #"{"email":"a@b.c","token":"x"}"#)?.hasPrefix("Unknown field \"token\"") == true)
+    }
+
     @Test func paginationInBothStyles() {
         #expect(Pagination(limit: 5, startingAfter: "a").queryItems.map { "\($0.name)=\($0.value)" } == ["limit=5", "starting_after=a"])
         #expect(Pagination(pageSize: 5, pageBefore: "b").queryItems.map { "\($0.name)=\($0.value)" } == ["page[size]=5", "page[before]=b"])
@@ -89,7 +107,7 @@ import Testing
     }
 
     @Test func urlsEncodeThePathValueAsOneSegment() {
-        let client = JwtServiceClient(projectToken: "t", baseURL: URL(string: "https://api.magicbell.com/v2/")!)
+        let client = JWTServiceClient(projectToken: "t", baseURL: URL(string: "https://api.magicbell.com/v2/")!)
         let url = client.url(for: APIRequest(operation: .fetchUserTokens, pathValue: "a b/c?d#é",
                                              query: [("page[size]", "5"), ("starting_after", "x&y=z")]))
         #expect(url.absoluteString ==

@@ -4,7 +4,7 @@ import FuzzDriver
 import MagicBellAPI
 @testable import MagicBellFCGIApp
 
-let client = JwtServiceClient(projectToken: "pt_fuzz", baseURL: URL(string: "https://api.magicbell.com/v2/")!)
+let client = JWTServiceClient(projectToken: "pt_fuzz", baseURL: URL(string: "https://api.magicbell.com/v2/")!)
 let methods = ["GET", "POST", "DELETE", "PUT", "get"]
 
 /// The admin route's parsers: path matching, query filtering, body
@@ -31,7 +31,7 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let request = ParameterList(bytes: ["QUERY_STRING": query, "CONTENT_TYPE": Array("application/json".utf8),
                                         "REQUEST_METHOD": Array(method.utf8)], body: body)
     let built: APIRequest
-    do { built = try AdminRequest.build(operation, pathValue: pathValue, request: request) } catch { return 0 }
+    do { built = try AdminRequest.build(operation, pathValue: pathValue, request: request).request } catch { return 0 }
 
     let url = client.url(for: built)
     if let pathValue {
