@@ -65,10 +65,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "token-bench",
-            dependencies: ["MagicBellJWT"]
-        ),
         .testTarget(
             name: "MagicBellJWTTests",
             dependencies: ["MagicBellJWT", "TestSupport"]

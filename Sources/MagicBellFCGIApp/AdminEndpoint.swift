@@ -2,6 +2,7 @@ import Glibc
 import FastCGIServer
 import Foundation
 import MagicBellAPI
+import MagicBellJWT
 
 /// `…/magicbell-admin/jwt/…`: forwards MagicBell's six JwtService
 /// operations with the server's project token, for the locations that
@@ -13,14 +14,14 @@ final class AdminEndpoint {
     init(context: AppContext) { self.context = context }
 
     /// `MAGICBELL_ROUTE admin`; `path` is what follows `/magicbell-admin/`.
-    func respond(to request: some RequestParameters & RequestBodyReader, path: [String],
-                 with response: inout HTTPResponse) {
+    func respond(to request: MagicBellRequest<some RequestParameters & RequestBodyReader>, path: [String],
+                 actor: Result<UserIdentity?, EndpointError>, with response: inout HTTPResponse) {
         let started = MonotonicClock.now()
-        let method = request.string("REQUEST_METHOD") ?? ""
+        let method = request.method.name
+        let user = try? actor.get()
         var entry = AuditLog.Entry(
-            requestID: request.string("REQUEST_ID"),
-            actorExternalID: nonEmpty(request.string("MAGICBELL_USER_EXTERNAL_ID")),
-            actorEmail: nonEmpty(request.string("MAGICBELL_USER_EMAIL")),
+            requestID: request.params.string("REQUEST_ID"),
+            actorExternalID: user?.externalID?.string, actorEmail: user?.email?.string,
             method: method, status: 0, outcome: "rejected", durationMS: 0)
         var audited = true
         defer {
@@ -30,11 +31,12 @@ final class AdminEndpoint {
             if audited { context.audit.record(entry) }
         }
         do throws(EndpointError) {
-            try checkOrigin(request)
+            _ = try actor.get()
+            try checkOrigin(request.params)
             if path == ["metrics"] {
                 // Scrapes are counted but not audited: every 15 s is noise, not an action.
                 entry.operation = "metrics"
-                try serveMetrics(method: method, &response)
+                try serveMetrics(method: request.method, &response)
                 audited = false
                 return
             }
@@ -42,7 +44,7 @@ final class AdminEndpoint {
             let (operation, pathValue) = try AdminRequest.resolve(method: method, segments: path)
             entry.operation = operation.rawValue
             entry.target = pathValue
-            let call = try AdminRequest.build(operation, pathValue: pathValue, request: request)
+            let call = try AdminRequest.build(operation, pathValue: pathValue, request: request.params)
             guard context.adminGate.tryEnter() else {
                 response.addHeader("Retry-After", "1")
                 throw .adminBusy
@@ -70,10 +72,11 @@ final class AdminEndpoint {
     }
 
     /// `MAGICBELL_ROUTE metrics`: the metrics and nothing else, whatever the path.
-    func respondWithMetrics(to request: some RequestParameters, with response: inout HTTPResponse) {
+    func respondWithMetrics(to request: MagicBellRequest<some RequestParameters & RequestBodyReader>,
+                            with response: inout HTTPResponse) {
         do throws(EndpointError) {
-            try checkOrigin(request)
-            try serveMetrics(method: request.string("REQUEST_METHOD") ?? "", &response)
+            try checkOrigin(request.params)
+            try serveMetrics(method: request.method, &response)
         } catch {
             error.write(to: &response)
         }
@@ -117,12 +120,10 @@ final class AdminEndpoint {
     }
 
     /// `GET …/magicbell-admin/metrics`: the Prometheus text exposition.
-    private func serveMetrics(method: String, _ response: inout HTTPResponse) throws(EndpointError) {
-        guard method == "GET" else { throw .methodNotAllowed(["GET"]) }
+    private func serveMetrics(method: HTTPMethod, _ response: inout HTTPResponse) throws(EndpointError) {
+        guard method == .get else { throw .methodNotAllowed(["GET"]) }
         response.addHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         EndpointError.addNoStoreHeaders(to: &response)
         response.body.append(contentsOf: context.metrics.render().utf8)
     }
-
-    private func nonEmpty(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
 }

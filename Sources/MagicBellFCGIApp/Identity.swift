@@ -1,32 +1,38 @@
 import FastCGIServer
+import MagicBellJWT
 
-/// Who the user is, taken only from the params nginx sets with
-/// `fastcgi_param` in the protected location.
+/// Who the user is, taken only from the params the web server sets with
+/// `fastcgi_param` in the protected location, and checked once.
 ///
 /// Nothing else is identity: not `HTTP_*` params (client headers) and not
 /// `REMOTE_USER`, which Debian's `fastcgi_params` fills from any
 /// `Authorization: Basic` header even where `auth_basic` is off.
-public struct Identity {
-    public static let externalIDParam: StaticString = "MAGICBELL_USER_EXTERNAL_ID"
-    public static let emailParam: StaticString = "MAGICBELL_USER_EMAIL"
+enum Identity {
+    static let externalIDParam: StaticString = "MAGICBELL_USER_EXTERNAL_ID"
+    static let emailParam: StaticString = "MAGICBELL_USER_EMAIL"
     /// Longer identities are refused with 400.
-    public static let maxBytes = 1024
+    static let maxBytes = 1024
 
-    public let email: UnsafeBufferPointer<UInt8>?
-    public let externalID: UnsafeBufferPointer<UInt8>?
-
-    /// The identity of `request`; an empty value counts as absent.
-    public static func of(_ request: some RequestParameters) throws(EndpointError) -> Identity {
-        let email = try value(request, emailParam)
-        let externalID = try value(request, externalIDParam)
-        guard email != nil || externalID != nil else { throw .unauthenticated }
-        return Identity(email: email, externalID: externalID)
+    /// The identity `request` carries, or nil if it has none (empty values
+    /// count as absent). A value that is too long or not UTF-8 is a 400
+    /// naming its param.
+    static func of(_ request: some RequestParameters) throws(EndpointError) -> UserIdentity? {
+        UserIdentity(email: try value(request, emailParam), externalID: try value(request, externalIDParam))
     }
 
     private static func value(_ request: some RequestParameters,
-                              _ name: StaticString) throws(EndpointError) -> UnsafeBufferPointer<UInt8>? {
-        guard let value = request.param(name), !value.isEmpty else { return nil }
-        guard value.count <= maxBytes else { throw .identityTooLong("\(name)") }
-        return value
+                              _ name: StaticString) throws(EndpointError) -> UserIdentity.Value? {
+        let bytes = request.param(name)
+        if let bytes, bytes.count > maxBytes { throw .identityTooLong("\(name)") }
+        switch UserIdentity.check(bytes) {
+        case .absent: return nil
+        case .present(let value): return value
+        case .invalidUTF8: throw .invalidIdentity("\(name)")
+        }
     }
+}
+
+extension UserIdentity.Value {
+    /// For logs and MagicBell's API; the bytes are checked UTF-8.
+    var string: String { String(decoding: bytes, as: UTF8.self) }
 }

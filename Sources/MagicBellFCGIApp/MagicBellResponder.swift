@@ -79,8 +79,9 @@ public final class MagicBellResponder: FastCGIResponder {
     /// nginx's `$request_id`, and so does the answer (`X-Request-Id`), so
     /// that a failure seen in the browser leads to its line. A token at info
     /// level has no line, so its answer skips the header (and the lookup).
-    public func handle(_ request: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse) {
+    public func handle(_ params: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse) {
         let started = logsEveryRequest ? MonotonicClock.now() : 0
+        let method = HTTPMethod(params.param("REQUEST_METHOD"))
         var routeName = "none"
         var isAdmin = false
         var failed = false
@@ -88,28 +89,28 @@ public final class MagicBellResponder: FastCGIResponder {
         do throws(EndpointError) {
             let route: Route
             do {
-                route = try Route.of(request)
+                route = try Route.of(params)
             } catch {
                 let (answer, warning) = Self.refusal(error)
                 misconfigured = warning
                 throw answer
             }
             routeName = route.name
-            switch route {
-            case .token:
-                try token.respond(to: request, with: &response)
+            isAdmin = route != .token
+            let request = try MagicBellRequest(params, route: route, method: method)
+            switch request.action {
+            case .token(let user):
+                try token.respond(to: request, for: user, with: &response)
                 counters.minted.add(1, ordering: .relaxed)
-            case .admin(let path):
-                isAdmin = true
-                admin.respond(to: request, path: path, with: &response)
+            case .admin(let path, let actor):
+                admin.respond(to: request, path: path, actor: actor, with: &response)
             case .metrics:
-                isAdmin = true
                 admin.respondWithMetrics(to: request, with: &response)
             }
         } catch {
             failed = true
             counters.refused(error.code)
-            var fields = Self.requestFields(request, routeName, status: error.status)
+            var fields = Self.requestFields(params, routeName, method, status: error.status)
             fields["code"] = .string(error.code.rawValue)
             if let misconfigured {
                 logger.warning("request refused: the location declares no MAGICBELL_ROUTE",
@@ -119,11 +120,11 @@ public final class MagicBellResponder: FastCGIResponder {
             }
             error.write(to: &response)
         }
-        if failed || isAdmin || logsEveryRequest, let requestID = request.param("REQUEST_ID") {
+        if failed || isAdmin || logsEveryRequest, let requestID = params.param("REQUEST_ID") {
             response.addHeader("X-Request-Id", visibleASCII: requestID)
         }
         if logsEveryRequest {
-            var fields = Self.requestFields(request, routeName, status: response.status)
+            var fields = Self.requestFields(params, routeName, method, status: response.status)
             fields["duration_ms"] = .stringConvertible(MonotonicClock.milliseconds(since: started))
             logger.debug("request", metadata: fields)
         }
@@ -145,11 +146,12 @@ public final class MagicBellResponder: FastCGIResponder {
     }
 
     /// The fields of every log line about a request.
-    private static func requestFields(_ request: some RequestParameters, _ route: String, status: Int) -> Logger.Metadata {
+    private static func requestFields(_ params: some RequestParameters, _ route: String, _ method: HTTPMethod,
+                                      status: Int) -> Logger.Metadata {
         [
-            "request_id": .string(request.string("REQUEST_ID") ?? "-"),
+            "request_id": .string(params.string("REQUEST_ID") ?? "-"),
             "route": .string(route),
-            "method": .string(request.string("REQUEST_METHOD") ?? "-"),
+            "method": .string(method.logName),
             "status": .stringConvertible(status),
         ]
     }

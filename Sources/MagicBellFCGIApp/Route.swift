@@ -49,11 +49,11 @@ public enum Route: Equatable, Sendable {
     public static func of(_ request: some RequestParameters) throws(Refusal) -> Route {
         guard let declared = request.param(routeParam) else { throw .notDeclared(found: nil) }
         let route: Route
-        if bytes(declared, equal: "token") {
+        if declared.equals("token") {
             route = .token
-        } else if bytes(declared, equal: "admin") {
+        } else if declared.equals("admin") {
             route = .admin(path: [])
-        } else if bytes(declared, equal: "metrics") {
+        } else if declared.equals("metrics") {
             route = .metrics
         } else {
             throw .notDeclared(found: String(decoding: declared.prefix(40), as: UTF8.self))
@@ -109,13 +109,6 @@ public enum Route: Equatable, Sendable {
         return rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
     }
 
-    private static func bytes(_ value: UnsafeBufferPointer<UInt8>, equal literal: StaticString) -> Bool {
-        guard value.count == literal.utf8CodeUnitCount else { return false }
-        let expected = literal.utf8Start
-        for k in 0..<value.count where value[k] != expected[k] { return false }
-        return true
-    }
-
     private static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
@@ -123,5 +116,15 @@ public enum Route: Equatable, Sendable {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+}
+
+extension UnsafeBufferPointer<UInt8> {
+    /// Byte for byte, without making a String (the token path's compares).
+    func equals(_ literal: StaticString) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let expected = literal.utf8Start
+        for k in 0..<count where self[k] != expected[k] { return false }
+        return true
     }
 }

@@ -36,29 +36,15 @@ final class TokenEndpoint {
         }
     }
 
-    func respond(to request: some RequestParameters, with response: inout HTTPResponse) throws(EndpointError) {
-        guard let method = request.param("REQUEST_METHOD"), Self.isGetOrPost(method) else {
-            throw .methodNotAllowed
-        }
-        let identity = try Identity.of(request)
+    /// `user` is the request's checked identity (its method is checked too).
+    func respond(to request: MagicBellRequest<some RequestParameters & RequestBodyReader>, for user: UserIdentity,
+                 with response: inout HTTPResponse) throws(EndpointError) {
         if let api {
-            try respondFromMagicBell(identity, api.client, tokenName: api.tokenName, with: &response)
+            try respondFromMagicBell(user, api.client, tokenName: api.tokenName, with: &response)
             return
         }
-
         response.body.append(contentsOf: #"{"token":""#.utf8)
-        let expiresAt: Int
-        do {
-            expiresAt = try minter.mint(email: identity.email, externalID: identity.externalID,
-                                        issuedAt: clock(), into: &response.body)
-        } catch {
-            switch error {
-            case .invalidUTF8(let claim):
-                throw .invalidIdentity(claim == "user_email" ? "\(Identity.emailParam)" : "\(Identity.externalIDParam)")
-            case .noIdentity:
-                throw .unauthenticated
-            }
-        }
+        let expiresAt = minter.mint(user, issuedAt: clock(), into: &response.body)
         response.body.append(UInt8(ascii: "\""))
         Self.finishAnswer(expiresAt: expiresAt, expiresIn: minter.ttl, &response)
     }
@@ -76,15 +62,9 @@ final class TokenEndpoint {
 
     /// `MAGICBELL_MINT=api`: the token comes from createUserJwt. Never a
     /// silent local fallback: MagicBell's failure is the answer's failure.
-    private func respondFromMagicBell(_ identity: Identity, _ client: JWTServiceClient, tokenName: String,
+    private func respondFromMagicBell(_ user: UserIdentity, _ client: JWTServiceClient, tokenName: String,
                                       with response: inout HTTPResponse) throws(EndpointError) {
-        func text(_ bytes: UnsafeBufferPointer<UInt8>?, _ param: StaticString) throws(EndpointError) -> String? {
-            guard let bytes else { return nil }
-            guard let value = String(validating: bytes, as: UTF8.self) else { throw .invalidIdentity("\(param)") }
-            return value
-        }
-        let body = CreateUserTokenRequest(email: try text(identity.email, Identity.emailParam),
-                                          externalID: try text(identity.externalID, Identity.externalIDParam),
+        let body = CreateUserTokenRequest(email: user.email?.string, externalID: user.externalID?.string,
                                           name: tokenName, expiry: minter.ttl)
         guard context.mintGate.tryEnter() else {
             response.addHeader("Retry-After", "1")
@@ -107,14 +87,5 @@ final class TokenEndpoint {
         response.body.append(contentsOf: #"{"token":"#.utf8)
         try? ClaimsJSON.appendString(created.token, to: &response.body)
         Self.finishAnswer(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), &response)
-    }
-
-    /// Exactly `GET` or `POST`: methods are case-sensitive (RFC 9110 §9.1).
-    private static func isGetOrPost(_ method: UnsafeBufferPointer<UInt8>) -> Bool {
-        switch method.count {
-        case 3: return method[0] == 0x47 && method[1] == 0x45 && method[2] == 0x54 // GET
-        case 4: return method[0] == 0x50 && method[1] == 0x4F && method[2] == 0x53 && method[3] == 0x54 // POST
-        default: return false
-        }
     }
 }

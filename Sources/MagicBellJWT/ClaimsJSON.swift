@@ -90,6 +90,23 @@ public enum ClaimsJSON {
         return d + 1
     }
 
+    /// Whether `source` is strict UTF-8 (`decodeScalar`'s rules).
+    @inlinable
+    package static func isValidUTF8(_ source: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = source.baseAddress else { return true }
+        let n = source.count
+        var i = 0
+        while i < n {
+            if base[i] < 0x80 {
+                i += 1
+                continue
+            }
+            guard let (_, length) = decodeScalar(base, count: n, at: i) else { return false }
+            i += length
+        }
+        return true
+    }
+
     @inlinable
     static func writeUnicodeEscape(_ unit: UInt16, to d: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         let hex = Self.hex

@@ -7,17 +7,11 @@
 /// appended to the caller's buffer. Not thread-safe: one minter per worker.
 public final class UserTokenMinter {
     public enum Error: Swift.Error, Equatable, CustomStringConvertible {
-        /// Neither an email nor an external id: MagicBell requires at least one.
+        /// Neither an email nor an external id (the String entry point only:
+        /// a `UserIdentity` always has one).
         case noIdentity
-        /// An identity that is not valid UTF-8 cannot be a JSON string.
-        case invalidUTF8(claim: String)
 
-        public var description: String {
-            switch self {
-            case .noIdentity: return "a token needs user_email or user_external_id"
-            case .invalidUTF8(let claim): return "\(claim) is not valid UTF-8"
-            }
-        }
+        public var description: String { "a token needs user_email or user_external_id" }
     }
 
     /// `{"alg":"HS256","typ":"JWT"}`, the only header this project signs.
@@ -60,31 +54,25 @@ public final class UserTokenMinter {
         token.deallocate()
     }
 
-    /// Appends a token for the given identity to `out` and returns its `exp`.
-    /// An empty identity counts as absent.
-    public func mint(email: UnsafeBufferPointer<UInt8>?, externalID: UnsafeBufferPointer<UInt8>?,
-                     issuedAt: Int, into out: inout [UInt8]) throws(Error) -> Int {
-        let length = try write(email: email, externalID: externalID, issuedAt: issuedAt)
+    /// Appends a token for `identity` to `out` and returns its `exp`.
+    public func mint(_ identity: UserIdentity, issuedAt: Int, into out: inout [UInt8]) -> Int {
+        let length = write(email: identity.email?.bytes, externalID: identity.externalID?.bytes, issuedAt: issuedAt)
         out.append(contentsOf: UnsafeBufferPointer(rebasing: token[..<length]))
         return issuedAt + ttl
     }
 
     /// Writes the token into `token` and returns its length.
     private func write(email: UnsafeBufferPointer<UInt8>?, externalID: UnsafeBufferPointer<UInt8>?,
-                       issuedAt: Int) throws(Error) -> Int {
-        let email = email.flatMap { $0.isEmpty ? nil : $0 }
-        let externalID = externalID.flatMap { $0.isEmpty ? nil : $0 }
-        if email == nil && externalID == nil { throw .noIdentity }
-
+                       issuedAt: Int) -> Int {
         // The claims JSON, sized for the worst case (every identity byte escaped).
         let claimsNeeded = 96 + apiKeyAndIatPrefix.count + 2 * ClaimsJSON.maxIntegerLength
             + ClaimsJSON.maxStringLength(email?.count ?? 0) + ClaimsJSON.maxStringLength(externalID?.count ?? 0)
         Self.ensure(&claims, claimsNeeded)
         let start = claims.baseAddress!
         var p = Self.copy(Self.userEmailPrefix, to: start)
-        p = try Self.writeOptional(email, claim: "user_email", to: p)
+        p = Self.writeOptional(email, to: p)
         p = Self.copy(Self.externalIDPrefix, to: p)
-        p = try Self.writeOptional(externalID, claim: "user_external_id", to: p)
+        p = Self.writeOptional(externalID, to: p)
         p = Self.copy(apiKeyAndIatPrefix, to: p)
         p = ClaimsJSON.writeInteger(issuedAt, to: p)
         p = Self.copy(Self.expPrefix, to: p)
@@ -120,32 +108,33 @@ public final class UserTokenMinter {
     }
 
     @inline(__always)
-    private static func writeOptional(_ value: UnsafeBufferPointer<UInt8>?, claim: String,
-                                      to destination: UnsafeMutablePointer<UInt8>) throws(Error) -> UnsafeMutablePointer<UInt8> {
+    private static func writeOptional(_ value: UnsafeBufferPointer<UInt8>?,
+                                      to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         guard let value else { return copy(null, to: destination) }
-        guard let end = ClaimsJSON.writeString(value, to: destination) else { throw .invalidUTF8(claim: claim) }
+        // A UserIdentity value is checked UTF-8, so the writer cannot refuse it.
+        guard let end = ClaimsJSON.writeString(value, to: destination) else {
+            preconditionFailure("UserIdentity holds unchecked bytes")
+        }
         return end
     }
 
-    /// The same path for callers that have Strings (the CLI, tests).
+    /// The same path for callers that have Strings (the CLI, tests), which
+    /// are valid UTF-8 already. An empty String counts as absent.
     public func mint(email: String?, externalID: String?, issuedAt: Int) throws(Error) -> (token: String, expiresAt: Int) {
+        var email = email ?? "", externalID = externalID ?? ""
         var out: [UInt8] = []
-        let emailBytes = email.map { Array($0.utf8) }
-        let idBytes = externalID.map { Array($0.utf8) }
-        let exp = try Self.withOptionalBuffer(emailBytes) { e throws(Error) in
-            try Self.withOptionalBuffer(idBytes) { x throws(Error) in
-                try mint(email: e, externalID: x, issuedAt: issuedAt, into: &out)
+        let expiresAt: Int? = email.withUTF8 { emailBytes in
+            externalID.withUTF8 { idBytes in
+                let identity = UserIdentity(email: Self.checked(emailBytes), externalID: Self.checked(idBytes))
+                return identity.map { mint($0, issuedAt: issuedAt, into: &out) }
             }
         }
-        return (String(decoding: out, as: UTF8.self), exp)
+        guard let expiresAt else { throw .noIdentity }
+        return (String(decoding: out, as: UTF8.self), expiresAt)
     }
 
-    private static func withOptionalBuffer<R>(_ bytes: [UInt8]?,
-                                              _ body: (UnsafeBufferPointer<UInt8>?) throws(Error) -> R) throws(Error) -> R {
-        guard let bytes else { return try body(nil) }
-        let result: Result<R, Error> = bytes.withUnsafeBufferPointer { buffer in
-            do throws(Error) { return .success(try body(buffer)) } catch { return .failure(error) }
-        }
-        return try result.get()
+    private static func checked(_ bytes: UnsafeBufferPointer<UInt8>) -> UserIdentity.Value? {
+        if case .present(let value) = UserIdentity.check(bytes) { return value }
+        return nil
     }
 }

@@ -113,6 +113,27 @@ import Testing
         #expect(((answer.json["error"] as? [String: Any])?["message"] as? String)?.contains("MAGICBELL_USER_EMAIL") == true)
     }
 
+    @Test func theAdminActorIsCheckedByTheSameRules() {
+        let params = ParameterList(bytes: [
+            "REQUEST_METHOD": Array("GET".utf8), "DOCUMENT_URI": Array("/magicbell-admin/jwt/project".utf8),
+            "MAGICBELL_ROUTE": Array("admin".utf8), "MAGICBELL_USER_EXTERNAL_ID": [0x61, 0xFF],
+        ])
+        let answer = ask(params)
+        #expect(answer.status == 400)
+        #expect(answer.errorCode == "invalid_identity")
+        let tooLong = ask(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/metrics", "MAGICBELL_ROUTE": "admin",
+                           "MAGICBELL_USER_EMAIL": String(repeating: "a", count: 1025)])
+        #expect(tooLong.errorCode == "identity_too_long")
+        // Without a project token, an admin call with a valid actor gets as far as the 503.
+        #expect(ask(["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/jwt/project", "MAGICBELL_ROUTE": "admin",
+                     "MAGICBELL_USER_EXTERNAL_ID": "ops"]).errorCode == "admin_not_configured")
+    }
+
+    @Test func aWrongMethodIs405EvenWithoutAnIdentity() {
+        #expect(ask(Self.request(["REQUEST_METHOD": "PUT"])).status == 405)
+        #expect(ask(Self.request(["REQUEST_METHOD": "GET"])).status == 401)
+    }
+
     @Test(arguments: ["PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "get", "Post", "GETX", ""])
     func otherMethodsAre405WithAllow(_ method: String) {
         let answer = ask(Self.request(["REQUEST_METHOD": method, "MAGICBELL_USER_EXTERNAL_ID": "u"]))

@@ -29,8 +29,7 @@ import Testing
         }
     }
 
-    @Test func invalidUTF8IsRefusedNamingTheClaim() throws {
-        let minter = try Fixture.minter()
+    @Test func theIdentityCheckRefusesInvalidUTF8AndCountsEmptyAsAbsent() throws {
         let invalid: [[UInt8]] = [
             [0xFF], [0xC0, 0xAF], [0xE0, 0x80, 0xAF], // bare byte, overlong '/' forms
             [0xED, 0xA0, 0x80], // a UTF-16 surrogate
@@ -39,11 +38,21 @@ import Testing
             [0x80], // lone continuation
         ]
         for bytes in invalid {
-            var out: [UInt8] = []
-            #expect(throws: UserTokenMinter.Error.invalidUTF8(claim: "user_external_id")) {
-                try bytes.withUnsafeBufferPointer { try minter.mint(email: nil, externalID: $0, issuedAt: 1, into: &out) }
+            bytes.withUnsafeBufferPointer {
+                guard case .invalidUTF8 = UserIdentity.check($0) else { Issue.record("accepted \(bytes)"); return }
             }
         }
+        for valid in ["a", "é", "😀", "\u{10FFFF}", "ü>?~"] {
+            Array(valid.utf8).withUnsafeBufferPointer {
+                guard case .present(let value) = UserIdentity.check($0) else { Issue.record("refused \(valid)"); return }
+                #expect(Array(value.bytes) == Array(valid.utf8))
+            }
+        }
+        [UInt8]().withUnsafeBufferPointer {
+            guard case .absent = UserIdentity.check($0) else { Issue.record("empty is not absent"); return }
+        }
+        guard case .absent = UserIdentity.check(nil) else { Issue.record("nil is not absent"); return }
+        #expect(UserIdentity(email: nil, externalID: nil) == nil)
     }
 
     @Test func hmacMatchesAnIndependentImplementation() throws {

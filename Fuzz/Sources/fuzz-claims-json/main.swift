@@ -5,11 +5,12 @@ import MagicBellJWT
 nonisolated(unsafe) let minter = try! UserTokenMinter(apiKey: "pk_fuzz", secret: SecretKey(Array("fuzz-secret".utf8)), ttl: 900)
 nonisolated(unsafe) let verifier = try! TokenVerifier(secret: SecretKey(Array("fuzz-secret".utf8)))
 
-/// The claims encoder on any identity bytes: the input is split at its first
-/// NUL into email and external id, kept as raw bytes so that invalid UTF-8
-/// is reached. Properties: invalid UTF-8 is refused, never
-/// encoded; valid input mints a token whose payload is atob-safe base64 (no
-/// `-` or `_`), pure-ASCII JSON, verifies, and decodes to the same strings.
+/// The identity check and the claims encoder on any identity bytes: the
+/// input is split at its first NUL into email and external id, kept as raw
+/// bytes so that invalid UTF-8 is reached. Properties: `UserIdentity.check`
+/// refuses exactly what Swift's own UTF-8 validation refuses; what it accepts
+/// mints a token whose payload is atob-safe base64 (no `-` or `_`),
+/// pure-ASCII JSON, verifies, and decodes to the same strings.
 func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     guard let data else { return 0 }
     let input = UnsafeBufferPointer(start: data, count: size)
@@ -17,14 +18,24 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let email = UnsafeBufferPointer(rebasing: input[..<cut])
     let externalID = UnsafeBufferPointer(rebasing: input[min(cut + 1, size)...])
     let valid = String(validating: email, as: UTF8.self) != nil && String(validating: externalID, as: UTF8.self) != nil
-    var out: [UInt8] = []
-    do {
-        _ = try minter.mint(email: email, externalID: externalID, issuedAt: 1_700_000_000, into: &out)
-    } catch {
-        precondition(!valid || (email.isEmpty && externalID.isEmpty), "valid identity refused: \(error)")
+    func value(_ bytes: UnsafeBufferPointer<UInt8>) -> UserIdentity.Value?? {
+        switch UserIdentity.check(bytes) {
+        case .absent: return .some(nil)
+        case .present(let value): return value
+        case .invalidUTF8: return nil
+        }
+    }
+    guard let checkedEmail = value(email), let checkedID = value(externalID) else {
+        precondition(!valid, "valid UTF-8 refused")
         return 0
     }
-    precondition(valid, "invalid UTF-8 was encoded")
+    precondition(valid, "invalid UTF-8 accepted")
+    guard let identity = UserIdentity(email: checkedEmail, externalID: checkedID) else {
+        precondition(email.isEmpty && externalID.isEmpty, "a present value counted as absent")
+        return 0
+    }
+    var out: [UInt8] = []
+    _ = minter.mint(identity, issuedAt: 1_700_000_000, into: &out)
     let token = String(decoding: out, as: UTF8.self)
     let segments = token.split(separator: ".")
     precondition(segments.count == 3)
