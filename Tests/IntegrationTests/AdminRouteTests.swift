@@ -6,43 +6,17 @@ import TestSupport
 /// The admin route through real nginx (the project's admin snippet), the
 /// real binary, and the fake MagicBell.
 @Suite(.serialized) struct AdminRouteTests {
-    /// nginx + responder + fake, wired as the README describes.
-    struct AdminStack {
-        let scratch: Scratch
-        let fake: FakeMagicBell
-        let responder: Responder
-        let nginx: Nginx
-
-        init(environment extra: [String: String] = [:], workers: Int = 4, serverExtra: String = "",
-             arguments: [String] = []) throws {
-            scratch = try Scratch()
-            fake = try FakeMagicBell()
-            let env = Responder.environment([
-                "MAGICBELL_PROJECT_TOKEN": fake.token,
-                "MAGICBELL_API_URL": fake.baseURL.absoluteString,
-                // Generous: the whole suite runs in parallel, under ASan in CI.
-                // Tests of the timeout itself set their own.
-                "MAGICBELL_UPSTREAM_TIMEOUT": "5",
-            ].merging(extra) { $1 })
-            let socket = scratch.file("fcgi.sock")
-            responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--workers", String(workers)] + arguments,
-                                      environment: env)
-            nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(socket)",
-                              serverExtra: "include snippets/magicbell-admin.conf;\n" + serverExtra)
-        }
-
-        /// The audit lines the responder wrote so far.
-        var auditLines: [[String: Any]] {
-            responder.child.stderr.split(separator: "\n").compactMap {
-                (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-            }.filter { $0["event"] as? String == "admin" }
-        }
+    /// The shared stack with the fake MagicBell and the admin snippet.
+    static func stack(environment: [String: String] = [:], workers: Int = 4, serverExtra: String = "",
+                      arguments: [String] = []) throws -> Stack {
+        try Stack(fake: true, workers: workers, environment: environment, arguments: arguments,
+                  serverExtra: "include snippets/magicbell-admin.conf;\n" + serverExtra)
     }
 
     static func json(_ response: HTTPResponse) -> [String: Any] { response.json ?? [:] }
 
     @Test func everyOperationIsForwardedExactly() throws {
-        let stack = try AdminStack()
+        let stack = try Self.stack()
         let createdProject = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"ci","expiry":3600}"#)
         #expect(createdProject.status == 201)
         let projectID = try #require(Self.json(createdProject)["token_id"] as? String)
@@ -67,7 +41,7 @@ import TestSupport
         #expect(discarded.header("Content-Type") == "application/json")
         #expect(discarded.header("Cache-Control") == "no-store")
 
-        let seen = try stack.fake.requests()
+        let seen = try stack.magicBell.requests()
         #expect(seen.map { "\($0["method"]!) \($0["path"]!)" } == [
             "POST /v2/jwt/project", "GET /v2/jwt/project", "POST /v2/jwt/user",
             "GET /v2/jwt/user/u%201%2B%C3%BC", "DELETE /v2/jwt/user/\(userTokenID)", "DELETE /v2/jwt/project/\(projectID)",
@@ -75,7 +49,7 @@ import TestSupport
         #expect(seen.map { $0["query"] as? String ?? "" } == [
             "", "limit=5&starting_after=\(projectID)", "", "page%5Bsize%5D=10&page%5Bafter%5D=abc", "", "",
         ])
-        #expect(seen.allSatisfy { $0["authorization"] as? String == "Bearer \(stack.fake.token)" })
+        #expect(seen.allSatisfy { $0["authorization"] as? String == "Bearer \(stack.magicBell.token)" })
         #expect(seen[0]["body"] as? String == #"{"expiry":3600,"name":"ci"}"#)
         #expect(seen[2]["body"] as? String == #"{"expiry":60,"external_id":"u 1+ü","name":"web"}"#) // null left out
         #expect(seen[0]["content_type"] as? String == "application/json")
@@ -83,15 +57,15 @@ import TestSupport
 
     @Test func onlyNginxCanGrantTheAdminRole() throws {
         // (A location without MAGICBELL_ROUTE: TrustBoundaryTests.)
-        let stack = try AdminStack()
+        let stack = try Self.stack()
         #expect(try stack.nginx.get("/magicbell-admin/jwt/project").status == 401) // nginx's auth_basic
         #expect(try stack.nginx.get("/magicbell-admin/jwt/project", headers: [HTTP.basic("admin", "nope")]).status == 401)
         #expect(try stack.nginx.get("/magicbell-admin/jwt/project", headers: [HTTP.basic("demo", "demo")]).status == 401)
-        #expect(try stack.fake.requests().isEmpty)
+        #expect(try stack.magicBell.requests().isEmpty)
     }
 
     @Test func invalidRequestsAreRefusedAndNothingIsForwarded() throws {
-        let stack = try AdminStack(environment: ["MAGICBELL_ALLOWED_ORIGINS": "https://admin.example.com"])
+        let stack = try Self.stack(environment: ["MAGICBELL_ALLOWED_ORIGINS": "https://admin.example.com"])
         let nginx = stack.nginx
         let big = #"{"name":""# + String(repeating: "x", count: 70_000) + #""}"#
         let cases: [(String, HTTPResponse, Int, String)] = [
@@ -135,38 +109,38 @@ import TestSupport
         #expect(cases.first { $0.0 == "wrong method" }?.1.header("Allow") == "GET, POST")
         // nginx itself refuses a malformed percent-escape (the responder's own check is unit-tested).
         #expect(try nginx.admin("DELETE", "jwt/project/a%zz").status == 400)
-        #expect(try stack.fake.requests().isEmpty, "nothing invalid may reach MagicBell")
+        #expect(try stack.magicBell.requests().isEmpty, "nothing invalid may reach MagicBell")
 
         // The site's own origin and the configured ones are fine.
         #expect(try nginx.admin("GET", "jwt/project", headers: [("Origin", "http://127.0.0.1:\(nginx.port)")]).status == 200)
         #expect(try nginx.admin("GET", "jwt/project", headers: [("Origin", "https://admin.example.com")]).status == 200)
         #expect(try nginx.admin("GET", "jwt/project", headers: [("Sec-Fetch-Site", "same-origin")]).status == 200)
-        #expect(try stack.fake.requests().count == 3)
+        #expect(try stack.magicBell.requests().count == 3)
     }
 
     @Test func upstreamAnswersPassThroughAndFailuresMapTo502And504() throws {
-        let stack = try AdminStack(environment: ["MAGICBELL_UPSTREAM_TIMEOUT": "2"])
-        try stack.fake.misbehave("422")
+        let stack = try Self.stack(environment: ["MAGICBELL_UPSTREAM_TIMEOUT": "2"])
+        try stack.magicBell.misbehave("422")
         let invalid = try stack.nginx.admin("POST", "jwt/user", json: #"{"email":"a@example.com"}"#)
         #expect(invalid.status == 422)
         #expect(invalid.text == #"{"errors": [{"code": "invalid", "message": "expiry is invalid", "suggestion": "use seconds"}]}"#)
 
-        try stack.fake.misbehave("500")
+        try stack.magicBell.misbehave("500")
         #expect(try stack.nginx.admin("GET", "jwt/project").status == 500)
 
-        try stack.fake.misbehave("garbage")
+        try stack.magicBell.misbehave("garbage")
         let garbage = try stack.nginx.admin("GET", "jwt/project")
         #expect(garbage.status == 502 && garbage.errorCode == "upstream_invalid")
 
-        try stack.fake.misbehave("redirect")
+        try stack.magicBell.misbehave("redirect")
         #expect(try stack.nginx.admin("GET", "jwt/project").errorCode == "upstream_invalid")
 
-        try stack.fake.misbehave("drop")
+        try stack.magicBell.misbehave("drop")
         let dropped = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"once"}"#)
         #expect(dropped.status == 502 && dropped.errorCode == "upstream_unreachable")
-        #expect(try stack.fake.requests().filter { $0["body"] as? String == #"{"name":"once"}"# }.count == 1, "POSTs are never retried")
+        #expect(try stack.magicBell.requests().filter { $0["body"] as? String == #"{"name":"once"}"# }.count == 1, "POSTs are never retried")
 
-        try stack.fake.misbehave("hang")
+        try stack.magicBell.misbehave("hang")
         let start = Date()
         let hung = try stack.nginx.admin("GET", "jwt/project")
         let elapsed = Date().timeIntervalSince(start)
@@ -174,30 +148,29 @@ import TestSupport
         #expect(elapsed < 3.0, "answered within the timeout (2 s) plus one second: \(elapsed)")
 
         // A wrong project token: MagicBell's 401 passes through unchanged.
-        let wrong = try AdminStack(environment: ["MAGICBELL_PROJECT_TOKEN": Canary.secret("pt_wrong")])
+        let wrong = try Self.stack(environment: ["MAGICBELL_PROJECT_TOKEN": Canary.secret("pt_wrong")])
         let unauthorized = try wrong.nginx.admin("GET", "jwt/project")
         #expect(unauthorized.status == 401)
         #expect(unauthorized.text.contains("Invalid project token"))
     }
 
     @Test func withoutAProjectTokenTheAdminRouteIs503() throws {
-        let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(auth: .file("basic.conf"),
                               serverExtra: "include snippets/magicbell-admin.conf;")
+        let nginx = stack.nginx
         let response = try nginx.admin("GET", "jwt/project")
         #expect(response.status == 503)
         #expect(response.errorCode == "admin_not_configured")
     }
 
     @Test func hangingAdminCallsNeverStallTheTokenEndpoint() throws {
-        let stack = try AdminStack(environment: ["MAGICBELL_UPSTREAM_TIMEOUT": "6", "MAGICBELL_ADMIN_MAX_CONCURRENT": "2"])
-        try stack.fake.misbehave("hang", count: -1)
+        let stack = try Self.stack(environment: ["MAGICBELL_UPSTREAM_TIMEOUT": "6", "MAGICBELL_ADMIN_MAX_CONCURRENT": "2"])
+        try stack.magicBell.misbehave("hang", count: -1)
         let port = stack.nginx.port
         let (admins, done) = Results.inParallel(5) { _ in
             try HTTP.request(port: port, "GET", "/magicbell-admin/jwt/project", headers: [HTTP.basic("admin", "admin")])
         }
-        #expect(Sockets.waitUntil { ((try? stack.fake.requests().count) ?? 0) >= 2 }, "two admin calls are hanging upstream")
+        #expect(Sockets.waitUntil { ((try? stack.magicBell.requests().count) ?? 0) >= 2 }, "two admin calls are hanging upstream")
 
         // While those hang, tokens keep flowing, well before the admin calls time out.
         let start = Date()
@@ -205,7 +178,7 @@ import TestSupport
             #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).status == 200)
         }
         #expect(Date().timeIntervalSince(start) < 5, "tokens answered while admin calls hang")
-        #expect(try stack.fake.requests().count == 2, "at most MAGICBELL_ADMIN_MAX_CONCURRENT calls upstream")
+        #expect(try stack.magicBell.requests().count == 2, "at most MAGICBELL_ADMIN_MAX_CONCURRENT calls upstream")
 
         #expect(done.wait(timeout: .now() + 15) == .success)
         let statuses = (0..<5).compactMap { try? admins.get($0).get() }.map(\.status).sorted()
@@ -213,7 +186,7 @@ import TestSupport
     }
 
     @Test func everyAdminActionIsAuditedWithoutSecrets() throws {
-        let stack = try AdminStack()
+        let stack = try Self.stack()
         let created = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"audit"}"#)
         let token = try #require(Self.json(created)["token"] as? String)
         let tokenID = try #require(Self.json(created)["token_id"] as? String)
@@ -231,13 +204,13 @@ import TestSupport
         #expect(lines[2]["error"] as? String == "invalid_query")
 
         let log = stack.responder.child.stderr
-        #expect(!log.contains(stack.fake.token), "the project token")
+        #expect(!log.contains(stack.magicBell.token), "the project token")
         #expect(!log.contains(Project.secret), "the secret key")
         #expect(!log.contains(token), "a token value")
     }
 
     @Test func mintModeApiGetsTokensFromMagicBellSoTheyCanBeRevoked() throws {
-        let stack = try AdminStack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_MINT_TOKEN_NAME": "web session",
+        let stack = try Self.stack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_MINT_TOKEN_NAME": "web session",
                                                 "MAGICBELL_UPSTREAM_TIMEOUT": "2"])
         let before = Int(Date().timeIntervalSince1970)
         let answer = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
@@ -248,7 +221,7 @@ import TestSupport
         #expect(abs(expiresAt - (before + 600)) <= 5, "MagicBell's expires_at")
         #expect(abs((answer.json?["expires_in"] as? Int ?? 0) - 600) <= 5)
 
-        let created = try #require(try stack.fake.requests().last)
+        let created = try #require(try stack.magicBell.requests().last)
         #expect(created["method"] as? String == "POST" && created["path"] as? String == "/v2/jwt/user")
         #expect(created["body"] as? String == #"{"expiry":600,"external_id":"demo","name":"web session"}"#)
 
@@ -259,35 +232,44 @@ import TestSupport
         #expect(!token.isEmpty)
 
         // No silent local fallback when MagicBell fails.
-        try stack.fake.misbehave("500")
+        try stack.magicBell.misbehave("500")
         let failed = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
         #expect(failed.status == 502 && failed.errorCode == "upstream_error")
-        try stack.fake.misbehave("hang")
+        try stack.magicBell.misbehave("hang")
         let timedOut = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
         #expect(timedOut.status == 504 && timedOut.errorCode == "upstream_timeout")
-        try stack.fake.misbehave("garbage")
+        try stack.magicBell.misbehave("garbage")
         #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).errorCode == "upstream_invalid")
     }
 
     @Test func mintModeApiCallsHaveAGateOfTheirOwn() throws {
         // One user reloading in a loop against a slow MagicBell must not hold every worker.
-        let stack = try AdminStack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_UPSTREAM_TIMEOUT": "6",
+        let stack = try Self.stack(environment: ["MAGICBELL_MINT": "api", "MAGICBELL_UPSTREAM_TIMEOUT": "6",
                                                 "MAGICBELL_MINT_MAX_CONCURRENT": "1"])
-        try stack.fake.misbehave("hang", count: -1)
+        try stack.magicBell.misbehave("hang", count: -1)
         let port = stack.nginx.port
         let (users, done) = Results.inParallel(4) { _ in
             try HTTP.request(port: port, "GET", "/magicbell-token", headers: [HTTP.basic("demo", "demo")])
         }
-        #expect(Sockets.waitUntil { ((try? stack.fake.requests().count) ?? 0) >= 1 }, "one call is hanging upstream")
+        #expect(Sockets.waitUntil { ((try? stack.magicBell.requests().count) ?? 0) >= 1 }, "one call is hanging upstream")
         // The others were refused at once, and the workers are free: metrics answer.
         #expect(Sockets.waitUntil(timeout: 3) { (0..<4).filter { (try? users.get($0).get().status) == 503 }.count == 3 })
         let refused = try #require((0..<4).compactMap { try? users.get($0).get() }.first { $0.status == 503 })
         #expect(refused.errorCode == "mint_busy")
         #expect(refused.header("Retry-After") == "1")
         #expect(try stack.nginx.admin("GET", "metrics").status == 200)
-        #expect(try stack.fake.requests().count == 1, "at most MAGICBELL_MINT_MAX_CONCURRENT calls upstream")
+        #expect(try stack.magicBell.requests().count == 1, "at most MAGICBELL_MINT_MAX_CONCURRENT calls upstream")
         #expect(done.wait(timeout: .now() + 15) == .success)
         let statuses = (0..<4).compactMap { try? users.get($0).get() }.map(\.status).sorted()
         #expect(statuses == [503, 503, 503, 504])
+    }
+}
+
+extension Stack {
+    /// The audit lines the responder wrote so far.
+    var auditLines: [[String: Any]] {
+        responder.child.stderr.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }.filter { $0["event"] as? String == "admin" }
     }
 }

@@ -105,7 +105,7 @@ import TestSupport
 
     /// One stack for all cases (a static one would outlive the test run).
     @Test func everyHostileRequestGetsAClear4xx() throws {
-        let stack = try AdminRouteTests.AdminStack()
+        let stack = try AdminRouteTests.stack()
         for hostile in Self.cases {
             let answer = try HTTP.exchange(port: stack.nginx.port, hostile.raw)
             #expect(answer.status == hostile.status, "\(hostile.name): \(answer.text.prefix(300))")

@@ -5,11 +5,10 @@ import TestSupport
 
 /// Logs and metrics of the real binary behind real nginx.
 @Suite(.serialized) struct ObservabilityTests {
-    typealias AdminStack = AdminRouteTests.AdminStack
     let demo = HTTP.basic("demo", "demo")
 
     /// Every stderr line of the responder, parsed; fails on a line that is not JSON.
-    static func jsonLines(_ stack: AdminStack) throws -> [[String: Any]] {
+    static func jsonLines(_ stack: Stack) throws -> [[String: Any]] {
         try stack.responder.child.stderr.split(separator: "\n").map { line in
             try #require(try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
         }
@@ -17,7 +16,7 @@ import TestSupport
 
 
     @Test func metricsCountTokensRefusalsAdminCallsAndUpstreamLatency() throws {
-        let stack = try AdminStack()
+        let stack = try AdminRouteTests.stack()
         for _ in 0..<3 { #expect(try stack.nginx.get("/magicbell-token", headers: [demo]).status == 200) }
         #expect(try stack.nginx.get("/magicbell-token", "DELETE", headers: [demo]).status == 405)
         #expect(try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"metrics"}"#).status == 201)
@@ -53,7 +52,7 @@ import TestSupport
     }
 
     @Test func metricsNeedTheAdminRoleAndAGet() throws {
-        let stack = try AdminStack()
+        let stack = try AdminRouteTests.stack()
         #expect(try stack.nginx.get("/magicbell-admin/metrics", headers: [demo]).status == 401, "nginx: not an admin")
         #expect(try stack.nginx.get("/magicbell-admin/metrics").status == 401)
         let posted = try stack.nginx.admin("POST", "metrics", json: "{}")
@@ -63,7 +62,7 @@ import TestSupport
     }
 
     @Test func theMetricsSnippetLetsAScraperReadMetricsAndNothingElse() throws {
-        let stack = try AdminStack(serverExtra: "include snippets/magicbell-metrics.conf;")
+        let stack = try AdminRouteTests.stack(serverExtra: "include snippets/magicbell-metrics.conf;")
         let scraper = HTTP.basic("prometheus", "prometheus")
         let scrape = try stack.nginx.get("/magicbell-admin/metrics", headers: [scraper])
         #expect(scrape.status == 200 && scrape.text.contains("magicbell_fcgi_tokens_minted_total 0"))
@@ -73,7 +72,7 @@ import TestSupport
     }
 
     @Test func everyLineIsJSONAndEveryRequestLineCarriesNginxsRequestID() throws {
-        let stack = try AdminStack(arguments: ["--log-level", "debug"])
+        let stack = try AdminRouteTests.stack(arguments: ["--log-level", "debug"])
         let token = try stack.nginx.get("/magicbell-token", headers: [demo])
         let refused = try stack.nginx.get("/magicbell-token", "DELETE", headers: [demo])
         let created = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"logs"}"#)
@@ -100,7 +99,7 @@ import TestSupport
     }
 
     @Test func infoLogsNothingForATokenAndTextFormatIsOnRequest() throws {
-        let stack = try AdminStack(arguments: ["--log-format", "text"])
+        let stack = try AdminRouteTests.stack(arguments: ["--log-format", "text"])
         let token = try stack.nginx.get("/magicbell-token", headers: [demo])
         #expect(token.status == 200)
         #expect(token.header("X-Request-Id") == nil, "no log line to point at, so no id")

@@ -6,9 +6,8 @@ import Testing
 /// and the real magicbell-fcgi binary, on loopback.
 @Suite(.serialized) struct TokenEndpointTests {
     @Test func authBasicUserGetsATokenThatPyJWTVerifies() throws {
-        let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)")
+        let stack = try Stack(auth: .file("basic.conf"))
+        let nginx = stack.nginx
 
         let before = Int(Date().timeIntervalSince1970)
         let response = try nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
@@ -38,19 +37,17 @@ import Testing
     }
 
     @Test func authBasicRejectsWrongOrMissingCredentials() throws {
-        let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)")
+        let stack = try Stack(auth: .file("basic.conf"))
+        let nginx = stack.nginx
         #expect(try nginx.get("/magicbell-token").status == 401)
         #expect(try nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "wrong")]).status == 401)
         #expect(try nginx.get("/magicbell-token", headers: [HTTP.basic("mallory", "demo")]).status == 401)
     }
 
     @Test func clientHeadersNamedLikeTheParamsChangeNothing() throws {
-        let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(auth: .file("basic.conf"),
                               serverExtra: "underscores_in_headers on;")
+        let nginx = stack.nginx
         let spoofed = [
             HTTP.basic("demo", "demo"),
             ("MAGICBELL_USER_EXTERNAL_ID", "mallory"), ("MAGICBELL_USER_EMAIL", "mallory@example.com"),
@@ -66,10 +63,10 @@ import Testing
 
     @Test func oauth2ProxyIdentityComesFromTheAuthAnswerNotTheClient() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
         let authPort = try Sockets.freePort()
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("oauth2-proxy.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(scratch: scratch, auth: .file("oauth2-proxy.conf"),
                               serverExtra: try AuthBackend.oauth2Locations(port: authPort), httpExtra: AuthBackend.server(port: authPort))
+        let nginx = stack.nginx
 
         let alice = try nginx.get("/magicbell-token", headers: [("Cookie", "_oauth2_proxy=session-alice")])
         #expect(alice.status == 200)
@@ -94,10 +91,10 @@ import Testing
 
     @Test func appSessionVariantAndTwoHundredConcurrentUsers() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
         let authPort = try Sockets.freePort()
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(scratch: scratch, auth: .file("app-session.conf"),
                               serverExtra: try AuthBackend.appLocation(port: authPort), httpExtra: AuthBackend.server(port: authPort))
+        let nginx = stack.nginx
         #expect(try nginx.get("/magicbell-token").status == 401)
         #expect(try nginx.get("/magicbell-token", headers: [("Cookie", "session=forged")]).status == 401)
 
@@ -134,10 +131,8 @@ import Testing
     @Test func aStrayBasicHeaderIsNotAnIdentityEvenWithDebiansFastcgiParams() throws {
         // A site that forgot to set the identity params but includes Debian's
         // fastcgi_params, which fills REMOTE_USER from any Basic header.
-        let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
-        let nginx = try Nginx(scratch: scratch, authVariant: .custom("include fastcgi_params;\n"),
-                              upstream: "unix:\(responder.socketPath!)")
+        let stack = try Stack(auth: .custom("include fastcgi_params;\n"))
+        let nginx = stack.nginx
         let response = try nginx.get("/magicbell-token", headers: [HTTP.basic("mallory", "anything")])
         #expect(response.status == 401)
         #expect(response.errorCode == "unauthenticated")

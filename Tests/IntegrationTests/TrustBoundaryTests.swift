@@ -8,7 +8,6 @@ import TestSupport
 /// case is an attack that worked with the earlier snippets and responder,
 /// through real nginx with the project's own snippets.
 @Suite(.serialized) struct TrustBoundaryTests {
-    typealias AdminStack = AdminRouteTests.AdminStack
 
     /// A request with the target exactly as given (`#`, `%2F`, `..` kept).
     static func raw(_ nginx: Nginx, _ method: String, _ target: String, user: (String, String)) throws -> HTTPResponse {
@@ -21,10 +20,10 @@ import TestSupport
     // MARK: §1 the route comes from the location
 
     @Test func aMetricsLoginCanNeitherListNorRevokeTokens() throws {
-        let stack = try AdminStack(serverExtra: "include snippets/magicbell-metrics.conf;")
+        let stack = try AdminRouteTests.stack(serverExtra: "include snippets/magicbell-metrics.conf;")
         let created = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"victim"}"#)
         let victim = try #require(created.json?["token_id"] as? String)
-        let before = try stack.fake.requests().count
+        let before = try stack.magicBell.requests().count
 
         let scraper = ("prometheus", "prometheus")
         let attempts = [
@@ -40,7 +39,7 @@ import TestSupport
             #expect(answer.json?["data"] == nil, "\(method) \(target) listed tokens: \(answer.text)")
             #expect(answer.status != 200 || answer.text.contains("magicbell_fcgi_"), "\(method) \(target): \(answer.status) \(answer.text)")
         }
-        #expect(try stack.fake.requests().count == before, "nothing reached MagicBell")
+        #expect(try stack.magicBell.requests().count == before, "nothing reached MagicBell")
         // The scrape itself still works.
         let scrape = try Self.raw(stack.nginx, "GET", "/magicbell-admin/metrics", user: scraper)
         #expect(scrape.status == 200)
@@ -50,7 +49,7 @@ import TestSupport
 
     @Test func anNginxRuleUnderTheAdminRouteCannotBeBypassed() throws {
         // A site that forbids one operation to every admin.
-        let stack = try AdminStack(serverExtra: "location = /magicbell-admin/jwt/project { return 403; }")
+        let stack = try AdminRouteTests.stack(serverExtra: "location = /magicbell-admin/jwt/project { return 403; }")
         let admin = ("admin", "admin")
         #expect(try Self.raw(stack.nginx, "GET", "/magicbell-admin/jwt/project", user: admin).status == 403)
         for target in ["/magicbell-admin%2Fx#/magicbell-admin/jwt/project", "/magicbell-admin/x#/../jwt/project",
@@ -58,11 +57,11 @@ import TestSupport
             let answer = try Self.raw(stack.nginx, "GET", target, user: admin)
             #expect(answer.status != 200, "\(target): \(answer.text)")
         }
-        #expect(try stack.fake.requests().isEmpty)
+        #expect(try stack.magicBell.requests().isEmpty)
     }
 
     @Test func theAdminLocationNeverMintsAUserToken() throws {
-        let stack = try AdminStack()
+        let stack = try AdminRouteTests.stack()
         for target in ["/magicbell-admin%2Fmagicbell-token", "/magicbell-admin/magicbell-token", "/magicbell-admin/jwt/user/magicbell-token#"] {
             let answer = try Self.raw(stack.nginx, "GET", target, user: ("admin", "admin"))
             #expect(answer.json?["token"] == nil, "\(target): \(answer.text)")
@@ -70,7 +69,7 @@ import TestSupport
     }
 
     @Test func aLocationWithoutMagicBellRouteIs404WithAWarningNamingTheParam() throws {
-        let stack = try AdminStack(serverExtra: """
+        let stack = try AdminRouteTests.stack(serverExtra: """
             underscores_in_headers on;
             location /other/ { include snippets/magicbell-fastcgi.conf; fastcgi_param MAGICBELL_USER_EXTERNAL_ID "someone"; }
             """)
@@ -83,11 +82,11 @@ import TestSupport
         let warnings = stack.responder.child.stderr.split(separator: "\n").filter { $0.contains("MAGICBELL_ROUTE") }
         #expect(warnings.count == 2, "one line per request: \(warnings)")
         #expect(warnings.allSatisfy { $0.contains(#""level":"warning""#) })
-        #expect(try stack.fake.requests().isEmpty)
+        #expect(try stack.magicBell.requests().isEmpty)
     }
 
     @Test func anAbsoluteFormTargetIsServedByItsPath() throws {
-        let stack = try AdminStack()
+        let stack = try AdminRouteTests.stack()
         let answer = try Self.raw(stack.nginx, "GET", "http://127.0.0.1:\(stack.nginx.port)/magicbell-token", user: ("demo", "demo"))
         #expect(answer.status == 200, "\(answer.text)")
         let listed = try Self.raw(stack.nginx, "GET", "http://127.0.0.1:\(stack.nginx.port)/magicbell-admin/jwt/project", user: ("admin", "admin"))
@@ -98,10 +97,9 @@ import TestSupport
 
     @Test func aSiteWideFastCGIMicroCacheNeverServesOneUsersTokenToAnother() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
         let cache = scratch.file("nginx/cache")
         // A PHP micro-cache as sites write it: Cache-Control ignored.
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(scratch: scratch, auth: .file("basic.conf"),
                               serverExtra: """
                                 fastcgi_cache micro;
                                 fastcgi_cache_key $scheme$request_method$host$request_uri;
@@ -109,6 +107,7 @@ import TestSupport
                                 fastcgi_ignore_headers Cache-Control Expires Set-Cookie;
                                 """,
                               httpExtra: "fastcgi_cache_path \(cache) levels=1:2 keys_zone=micro:1m max_size=10m inactive=1m;")
+        let nginx = stack.nginx
         for user in ["alice", "bob", "alice", "bob"] {
             let answer = try nginx.get("/magicbell-token", headers: [HTTP.basic(user, user)])
             #expect(answer.status == 200)
@@ -119,10 +118,9 @@ import TestSupport
 
     @Test func aSiteWideProxyCacheNeverCachesTheSessionCheck() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
         let authPort = try Sockets.freePort()
         let cache = scratch.file("nginx/proxy-cache")
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(scratch: scratch, auth: .file("app-session.conf"),
                               serverExtra: """
                                 proxy_cache site;
                                 proxy_cache_valid 200 1m;
@@ -130,6 +128,7 @@ import TestSupport
                                 """,
                               httpExtra: "proxy_cache_path \(cache) levels=1:2 keys_zone=site:1m max_size=10m inactive=1m;\n"
                                 + AuthBackend.server(port: authPort))
+        let nginx = stack.nginx
         let first = try nginx.get("/magicbell-token", headers: [("Cookie", "session=user-1")])
         #expect(try PyJWT.decode(try #require(first.json?["token"] as? String))["user_external_id"] as? String == "user-1")
         let anonymous = try nginx.get("/magicbell-token")
@@ -142,7 +141,6 @@ import TestSupport
         // The app under test answers with whatever X-User-Id it is sent, as
         // an app behind a header-trusting proxy would.
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
         let authPort = try Sockets.freePort()
         let echo = """
             server {
@@ -153,14 +151,15 @@ import TestSupport
                 }
             }
             """
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(scratch: scratch, auth: .file("app-session.conf"),
                               serverExtra: try AuthBackend.appLocation(port: authPort), httpExtra: echo)
+        let nginx = stack.nginx
         let answer = try nginx.get("/magicbell-token", headers: [("X-User-Id", "mallory"), ("X-User-Email", "m@example.com")])
         #expect(answer.status == 401, "\(answer.text)")
     }
 
     @Test func satisfyAnyInTheServerBlockGrantsNoMadeUpUserOrAdmin() throws {
-        let stack = try AdminStack(serverExtra: "include snippets/magicbell-metrics.conf;\nsatisfy any;\nallow 127.0.0.1;\ndeny all;")
+        let stack = try AdminRouteTests.stack(serverExtra: "include snippets/magicbell-metrics.conf;\nsatisfy any;\nallow 127.0.0.1;\ndeny all;")
         let madeUp = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("mallory", "anything")])
         #expect(madeUp.status == 401, "a token for mallory: \(madeUp.text)")
         #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("alice", "alice")]).status == 200)
@@ -168,16 +167,16 @@ import TestSupport
         #expect(admin.status == 401, "admin for mallory: \(admin.text)")
         let metrics = try stack.nginx.get("/magicbell-admin/metrics", headers: [HTTP.basic("mallory", "anything")])
         #expect(metrics.status == 401)
-        #expect(try stack.fake.requests().isEmpty)
+        #expect(try stack.magicBell.requests().isEmpty)
     }
 
     @Test func satisfyAnyInTheServerBlockDoesNotSkipTheSessionCheck() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch)
         let authPort = try Sockets.freePort()
-        let nginx = try Nginx(scratch: scratch, authVariant: .file("app-session.conf"), upstream: "unix:\(responder.socketPath!)",
+        let stack = try Stack(scratch: scratch, auth: .file("app-session.conf"),
                               serverExtra: "satisfy any;\nallow 127.0.0.1;\ndeny all;\n" + (try AuthBackend.appLocation(port: authPort)),
                               httpExtra: AuthBackend.server(port: authPort))
+        let nginx = stack.nginx
         let answer = try nginx.get("/magicbell-token", headers: [("Cookie", "session=user-7")])
         #expect(answer.status == 200, "\(answer.text)")
         #expect(try PyJWT.decode(try #require(answer.json?["token"] as? String))["user_external_id"] as? String == "user-7")

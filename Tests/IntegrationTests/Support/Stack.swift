@@ -98,6 +98,52 @@ final class Child {
     deinit { stop() }
 }
 
+/// The whole stack most tests need, wired as the README describes: a
+/// scratch directory, the real responder on a Unix socket, real nginx with
+/// the project's snippets in front of it, and (with `fake: true`) the fake
+/// MagicBell behind it with a project token set.
+final class Stack {
+    let scratch: Scratch
+    let responder: Responder
+    let nginx: Nginx
+    /// Set with `fake: true`.
+    let fake: FakeMagicBell?
+
+    /// - Parameters:
+    ///   - auth: the token location's auth variant.
+    ///   - fake: start the fake MagicBell and point the responder at it.
+    ///   - environment: more responder environment (over the defaults and the fake's).
+    ///   - arguments: more `serve` options after `--socket` and `--workers`.
+    ///   - serverExtra, httpExtra: as for `Nginx`.
+    ///   - scratch: one the test has put files in already (a new one otherwise).
+    init(scratch: Scratch? = nil, auth: Nginx.AuthVariant = .file("basic.conf"), fake: Bool = false, workers: Int = 4,
+         environment extra: [String: String] = [:], arguments: [String] = [],
+         serverExtra: String = "", httpExtra: String = "") throws {
+        self.scratch = try scratch ?? Scratch()
+        self.fake = fake ? try FakeMagicBell() : nil
+        var environment: [String: String] = [:]
+        if let fake = self.fake {
+            environment["MAGICBELL_PROJECT_TOKEN"] = fake.token
+            environment["MAGICBELL_API_URL"] = fake.baseURL.absoluteString
+            // Generous: the whole suite runs in parallel, under ASan in CI.
+            // Tests of the timeout itself set their own.
+            environment["MAGICBELL_UPSTREAM_TIMEOUT"] = "5"
+        }
+        let socket = self.scratch.file("fcgi.sock")
+        responder = try Responder(scratch: self.scratch,
+                                  arguments: ["serve", "--socket", socket, "--workers", String(workers)] + arguments,
+                                  environment: Responder.environment(environment.merging(extra) { $1 }))
+        nginx = try Nginx(scratch: self.scratch, authVariant: auth, upstream: "unix:\(socket)",
+                          serverExtra: serverExtra, httpExtra: httpExtra)
+    }
+
+    /// The fake MagicBell, for the tests that asked for one.
+    var magicBell: FakeMagicBell {
+        guard let fake else { preconditionFailure("this Stack was made without fake: true") }
+        return fake
+    }
+}
+
 /// The real responder binary.
 final class Responder {
     let child: Child
