@@ -11,9 +11,11 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
     case timeout(seconds: Double)
     /// No connection, or it broke before the answer was complete.
     case unreachable(String)
-    /// An answer that is not what the API documents (a redirect, not the
-    /// operation's model, too large).
+    /// An answer that is not what the API documents (a redirect, too large).
     case invalidResponse(String)
+    /// A 2xx whose body is not the operation's model. The call may well
+    /// have taken effect (a create), so the bytes are kept.
+    case undecodable(status: Int, body: [UInt8])
     /// The caller's task was cancelled (the async surface only).
     case cancelled
 
@@ -24,6 +26,7 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
         case .timeout(let seconds): return "MagicBell did not answer within \(seconds) s"
         case .unreachable(let why): return "MagicBell is unreachable: \(why)"
         case .invalidResponse(let why): return "MagicBell's answer is invalid: \(why)"
+        case .undecodable(let status, _): return "MagicBell's answer (status \(status)) is not the operation's model"
         case .cancelled: return "the call to MagicBell was cancelled"
         }
     }
@@ -91,7 +94,7 @@ public final class JWTServiceClient: Sendable {
                 let value = try JSONDecoder().decode(Answer.self, from: Data(response.body))
                 return Answered(status: response.status, body: response.body, value: value)
             } catch {
-                throw .invalidResponse("not a \(Answer.self) (status \(response.status))")
+                throw .undecodable(status: response.status, body: response.body)
             }
         case 400..<600:
             throw .http(status: response.status, body: response.body)
@@ -106,14 +109,19 @@ public final class JWTServiceClient: Sendable {
     public func send(_ request: APIRequest) throws(MagicBellAPIError) -> APIResponse {
         let outcome = Outcome()
         _ = start(request) { outcome.set($0) }
-        // `start` completes every call by its hard stop; this thread has
-        // nothing to do until then. (Synchronization has no blocking wait.)
-        outcome.done.wait()
+        // `start` completes every call by its hard stop; the bound here only
+        // keeps a worker from waiting forever should Dispatch never run it.
+        // (Synchronization has no blocking wait; DispatchSemaphore is the toolchain's.)
+        guard outcome.done.wait(timeout: .now() + timeout + 5) == .success else {
+            throw .timeout(seconds: timeout)
+        }
         return try outcome.get()
     }
 
     /// Sends the request; cancelling the task cancels the call.
     public func send(_ request: APIRequest) async throws(MagicBellAPIError) -> APIResponse {
+        // A create must not reach MagicBell for a caller that has gone.
+        guard !Task.isCancelled else { throw .cancelled }
         let running = Mutex<(task: URLSessionTask?, cancelled: Bool)>((nil, false))
         let result: Result<APIResponse, MagicBellAPIError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
@@ -122,20 +130,21 @@ public final class JWTServiceClient: Sendable {
                     state.task = task
                     return state.cancelled
                 }
-                if cancelled { tasks.finish(task, with: .failure(.cancelled)) }
+                if cancelled, let task { tasks.finish(task.taskIdentifier, with: .failure(.cancelled)) }
             }
         } onCancel: {
             let task = running.withLock { state in
                 state.cancelled = true
                 return state.task
             }
-            if let task { tasks.finish(task, with: .failure(.cancelled)) }
+            if let task { tasks.finish(task.taskIdentifier, with: .failure(.cancelled)) }
         }
         return try result.get()
     }
 
-    /// The URL a request goes to.
-    public func url(for request: APIRequest) -> URL {
+    /// The URL a request goes to; nil only if `baseURL` cannot take the
+    /// encoded path (then nothing is sent).
+    public func url(for request: APIRequest) -> URL? {
         var path = request.operation.pathTemplate
         if let name = request.operation.pathParameter {
             path = path.replacingOccurrences(of: "{\(name)}", with: PercentEncoding.encode(request.pathValue ?? ""))
@@ -147,15 +156,19 @@ public final class JWTServiceClient: Sendable {
             text += "?" + request.query.map { PercentEncoding.encode($0.name) + "=" + PercentEncoding.encode($0.value) }
                 .joined(separator: "&")
         }
-        // Every piece above is percent-encoded ASCII after a base URL that parsed.
-        return URL(string: text) ?? baseURL
+        return URL(string: text)
     }
 
     /// The one core: starts the call; `completion` runs exactly once, by
-    /// `timeout` + `hardStopMargin` at the latest.
+    /// `timeout` + `hardStopMargin` at the latest (at once, with no task, if
+    /// the URL cannot be made).
     private func start(_ request: APIRequest,
-                       completion: @escaping @Sendable (Result<APIResponse, MagicBellAPIError>) -> Void) -> URLSessionTask {
-        var urlRequest = URLRequest(url: url(for: request))
+                       completion: @escaping @Sendable (Result<APIResponse, MagicBellAPIError>) -> Void) -> URLSessionTask? {
+        guard let url = url(for: request) else {
+            completion(.failure(.unreachable("the request URL could not be made from MAGICBELL_API_URL")))
+            return nil
+        }
+        var urlRequest = URLRequest(url: url)
         urlRequest.httpMethod = request.operation.method
         urlRequest.timeoutInterval = timeout
         urlRequest.setValue("Bearer \(projectToken)", forHTTPHeaderField: "Authorization")

@@ -11,6 +11,10 @@ final class PendingCalls: NSObject, URLSessionDataDelegate, Sendable {
     typealias Completion = @Sendable (Result<APIResponse, MagicBellAPIError>) -> Void
 
     private struct Entry {
+        /// Held here, and only here, until the call ends: the hard stop's
+        /// timer keeps the id alone, so a finished call's request (its
+        /// body, its Authorization header) is freed at once.
+        let task: URLSessionTask
         var status = 0
         var body: [UInt8] = []
         var overflowed = false
@@ -24,23 +28,24 @@ final class PendingCalls: NSObject, URLSessionDataDelegate, Sendable {
     init(limit: Int) { self.limit = limit }
 
     func register(_ task: URLSessionTask, timeout: Double, hardStop: Double, completion: @escaping Completion) {
-        entries.withLock { $0[task.taskIdentifier] = Entry(timeout: timeout, completion: completion) }
+        let id = task.taskIdentifier
+        entries.withLock { $0[id] = Entry(task: task, timeout: timeout, completion: completion) }
         // The hard stop: a peer that trickles bytes can keep URLSession's
         // own timers from firing; this one fires regardless.
         DispatchQueue.global().asyncAfter(deadline: .now() + hardStop) { [weak self] in
-            self?.finish(task, with: .failure(.timeout(seconds: timeout)))
+            self?.finish(id, with: .failure(.timeout(seconds: timeout)))
         }
     }
 
-    /// Ends a call now, if it is still in flight, and stops its transfer.
-    func finish(_ task: URLSessionTask, with result: Result<APIResponse, MagicBellAPIError>) {
-        guard let entry = remove(task) else { return }
-        task.cancel()
+    /// Ends call `id` now, if it is still in flight, and stops its transfer.
+    func finish(_ id: Int, with result: Result<APIResponse, MagicBellAPIError>) {
+        guard let entry = remove(id) else { return }
+        entry.task.cancel()
         entry.completion(result)
     }
 
-    private func remove(_ task: URLSessionTask) -> Entry? {
-        entries.withLock { $0.removeValue(forKey: task.taskIdentifier) }
+    private func remove(_ id: Int) -> Entry? {
+        entries.withLock { $0.removeValue(forKey: id) }
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
@@ -70,7 +75,7 @@ final class PendingCalls: NSObject, URLSessionDataDelegate, Sendable {
     }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        guard let entry = remove(task) else { return }
+        guard let entry = remove(task.taskIdentifier) else { return }
         if entry.overflowed {
             entry.completion(.failure(.invalidResponse("the answer is larger than \(limit) bytes")))
         } else if let error {

@@ -55,8 +55,10 @@ final class AdminEndpoint {
             case .list(let list): answer = try forward(list, with: client)
             case .discard(let discard): answer = try forward(discard, with: client)
             case .create(let create):
-                answer = try forward(create, with: client) { created in
-                    if entry.target == nil { entry.target = created.tokenID } // the new token's id, never its value
+                answer = try forward(create, with: client)
+                // The new token's id, never its value; also from an answer that is not quite the model.
+                if entry.target == nil, (200..<300).contains(answer.status) {
+                    entry.target = (try? JSONDecoder().decode(CreatedTokenID.self, from: Data(answer.body)))?.tokenID
                 }
             }
             entry.outcome = (200..<300).contains(answer.status) ? "ok" : "upstream_error"
@@ -101,15 +103,14 @@ final class AdminEndpoint {
     }
 
     /// MagicBell's status and body as it sent them: a success that decodes
-    /// to the operation's model (handed to `took`), or a 4xx/5xx with a JSON
-    /// body. Anything else is a 502 or 504.
-    private func forward<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient,
-                                 took: (Answer) -> Void = { _ in }) throws(EndpointError) -> APIResponse {
+    /// to the operation's model, or a 4xx/5xx, when the body is JSON. A success that is JSON but not the model is still
+    /// forwarded: the call took effect upstream (a create's one-time token
+    /// is in it). Anything else is a 502 or 504.
+    private func forward<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient) throws(EndpointError) -> APIResponse {
         do {
             let answered = try context.perform(call, with: client)
-            took(answered.value)
             return APIResponse(status: answered.status, body: answered.body)
-        } catch .http(let status, let body) {
+        } catch .http(let status, let body), .undecodable(let status, let body) {
             guard (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil else {
                 throw .upstreamInvalid("the body is not JSON (status \(status))")
             }
@@ -126,4 +127,10 @@ final class AdminEndpoint {
         EndpointError.addNoStoreHeaders(to: &response)
         response.body.append(contentsOf: context.metrics.render().utf8)
     }
+}
+
+/// The one field of a create's answer the audit line names.
+private struct CreatedTokenID: Decodable {
+    let tokenID: String
+    enum CodingKeys: String, CodingKey { case tokenID = "token_id" }
 }

@@ -94,6 +94,7 @@ public struct EndpointError: Error, Equatable {
         case .unreachable(let why): self = .upstreamUnreachable(why)
         case .invalidResponse(let why): self = .upstreamInvalid(why)
         case .cancelled: self = .upstreamUnreachable("the call was cancelled")
+        case .undecodable(let status, _): self = .upstreamInvalid("not the documented answer (status \(status))")
         case .http(let status, _):
             self = EndpointError(status: 502, code: .upstreamError, message: "MagicBell refused the call (status \(status)).")
         }

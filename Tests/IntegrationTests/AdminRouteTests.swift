@@ -147,6 +147,14 @@ import TestSupport
         #expect(hung.status == 504 && hung.errorCode == "upstream_timeout")
         #expect(elapsed < 3.0, "answered within the timeout (2 s) plus one second: \(elapsed)")
 
+        // A success that is JSON but not the documented model took effect
+        // upstream: it is forwarded as sent (a create's one-time token is in
+        // it), and the audit line names the new token's id.
+        try stack.magicBell.misbehave("unexpected")
+        let unexpected = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"odd"}"#)
+        #expect(unexpected.status == 201 && unexpected.text.contains("tok_unexpected"))
+        #expect(stack.auditLines.last?["target"] as? String == "tok_unexpected")
+
         // A wrong project token: MagicBell's 401 passes through unchanged.
         let wrong = try Self.stack(environment: ["MAGICBELL_PROJECT_TOKEN": Canary.secret("pt_wrong")])
         let unauthorized = try wrong.nginx.admin("GET", "jwt/project")

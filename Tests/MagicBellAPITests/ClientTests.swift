@@ -84,7 +84,9 @@ import FoundationNetworking
         #expect(try JSONDecoder().decode(CreatedToken.self, from: Data(created.body)) == created.value, "the bytes as sent")
 
         _ = try fake.control("misbehave", #"{"mode":"garbage"}"#)
-        #expect(throws: MagicBellAPIError.invalidResponse("not a TokenList (status 200)")) { try client.perform(.fetchProjectTokens()) }
+        let garbage = #expect(throws: MagicBellAPIError.self) { try client.perform(.fetchProjectTokens()) }
+        guard case .undecodable(200, let body) = garbage else { Issue.record("\(String(describing: garbage))"); return }
+        #expect(body.starts(with: Array("<html>".utf8)), "the bytes are kept")
         _ = try fake.control("misbehave", #"{"mode":"redirect"}"#)
         #expect(throws: MagicBellAPIError.invalidResponse("status 302")) { try client.perform(.fetchProjectTokens()) }
         let wrong = JWTServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 2)
@@ -112,5 +114,14 @@ import FoundationNetworking
         call.cancel()
         await #expect(throws: MagicBellAPIError.cancelled) { try await call.value }
         #expect(Date().timeIntervalSince(start) < 5, "cancelled, not timed out at 30 s")
+
+        // A task already cancelled sends nothing: a create must not reach MagicBell for a caller that has gone.
+        _ = try fake.control("reset", "{}")
+        let gone = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await slow.createProjectJwt(CreateProjectTokenRequest(name: "never"))
+        }
+        await #expect(throws: MagicBellAPIError.cancelled) { try await gone.value }
+        #expect(try fake.requests().isEmpty)
     }
 }

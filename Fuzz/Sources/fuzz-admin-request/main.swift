@@ -33,7 +33,7 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let built: APIRequest
     do { built = try AdminRequest.build(operation, pathValue: pathValue, request: request).request } catch { return 0 }
 
-    let url = client.url(for: built)
+    guard let url = client.url(for: built) else { preconditionFailure("no URL for an accepted call") }
     if let pathValue {
         precondition(url.path.hasSuffix(pathValue) || url.lastPathComponent == pathValue,
                      "the path value did not survive as one segment")
