@@ -12,6 +12,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case crossOrigin = "cross_origin", adminNotConfigured = "admin_not_configured", adminBusy = "admin_busy", mintBusy = "mint_busy"
     case upstreamError = "upstream_error", upstreamUnreachable = "upstream_unreachable"
     case upstreamInvalid = "upstream_invalid", upstreamTimeout = "upstream_timeout"
+    case misconfigured
 
     /// The code's position in `allCases`, for tables indexed by code.
     var slot: Int { Self.slots[self]! }
@@ -99,6 +100,10 @@ public struct EndpointError: Error, Equatable {
             self = EndpointError(status: 502, code: .upstreamError, message: "MagicBell refused the call (status \(status)).")
         }
     }
+    /// CGI mode with an invalid configuration (the detail is in the server's error log).
+    public static let misconfigured = EndpointError(
+        status: 500, code: .misconfigured, message: "The token service is not configured; see the web server's error log.")
+
     public static let unauthenticated = EndpointError(
         status: 401, code: .unauthenticated,
         message: "No signed-in user: the server passed no user identity with this request.")

@@ -63,17 +63,16 @@ public enum Route: Equatable, Sendable {
         return .admin(path: try adminSegments(path))
     }
 
-    /// `DOCUMENT_URI`, once checked against the raw target (`REQUEST_URI` up
-    /// to `?`, when the server sends it): no `#`, and percent-decoding it
-    /// once gives exactly the matched path. nginx resolves `//`, `.` and `..`
-    /// before matching, so a target that needed any of that is refused too:
-    /// what the server matched and what is acted on are the same bytes.
-    static func matchedPath(_ request: some RequestParameters) throws(Refusal) -> UnsafeBufferPointer<UInt8> {
-        guard let path = request.param("DOCUMENT_URI"), !path.isEmpty else {
-            throw .invalidPath("the server passed no DOCUMENT_URI")
-        }
+    /// The matched path (see `MatchedPath`), once checked against the raw
+    /// target (`REQUEST_URI` up to `?`, when the server sends it): no `#`,
+    /// and percent-decoding it once gives exactly the matched path. nginx
+    /// and Apache resolve `//`, `.` and `..` before matching, so a target
+    /// that needed any of that is refused too: what the server matched and
+    /// what is acted on are the same bytes.
+    static func matchedPath(_ request: some RequestParameters) throws(Refusal) -> MatchedPath {
+        let path = try MatchedPath(request)
         guard let raw = request.param("REQUEST_URI") else { return path }
-        var i = raw.startIndex, j = path.startIndex
+        var i = raw.startIndex, j = 0
         while i < raw.endIndex {
             var byte = raw[i]
             if byte == UInt8(ascii: "?") { break }
@@ -85,25 +84,26 @@ public enum Route: Equatable, Sendable {
                 byte = high << 4 | low
                 i += 2
             }
-            guard j < path.endIndex, path[j] == byte else {
+            guard j < path.count, path[j] == byte else {
                 throw .invalidPath("the request target does not decode to the path the server matched")
             }
             i += 1
             j += 1
         }
-        guard j == path.endIndex else {
+        guard j == path.count else {
             throw .invalidPath("the request target does not decode to the path the server matched")
         }
         return path
     }
 
     /// The segments after the first `/magicbell-admin/` of the matched path.
-    static func adminSegments(_ path: UnsafeBufferPointer<UInt8>) throws(Refusal) -> [String] {
+    static func adminSegments(_ path: MatchedPath) throws(Refusal) -> [String] {
+        let bytes = path.bytes
         let n = adminSegment.count
         var start = 0
-        while start + n <= path.count && !path[start..<(start + n)].elementsEqual(adminSegment) { start += 1 }
-        guard start + n <= path.count else { throw .notFound }
-        guard let rest = String(validating: path[(start + n)...], as: UTF8.self) else {
+        while start + n <= bytes.count && !bytes[start..<(start + n)].elementsEqual(adminSegment) { start += 1 }
+        guard start + n <= bytes.count else { throw .notFound }
+        guard let rest = String(validating: bytes[(start + n)...], as: UTF8.self) else {
             throw .invalidPath("the path is not valid UTF-8")
         }
         return rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
@@ -127,4 +127,35 @@ extension UnsafeBufferPointer<UInt8> {
         for k in 0..<count where self[k] != expected[k] { return false }
         return true
     }
+}
+
+/// The decoded, normalized path the server matched the request's location
+/// with: `DOCUMENT_URI` (nginx sets it, and so can any server's recipe), or,
+/// from a server that sends none, CGI/1.1's `SCRIPT_NAME` + `PATH_INFO`,
+/// which RFC 3875 defines as exactly that path, decoded (§4.1.13, §4.1.5).
+struct MatchedPath {
+    private let head: UnsafeBufferPointer<UInt8>
+    private let tail: UnsafeBufferPointer<UInt8>
+
+    init(_ request: some RequestParameters) throws(Route.Refusal) {
+        if let path = request.param("DOCUMENT_URI"), !path.isEmpty {
+            head = path
+            tail = UnsafeBufferPointer(start: nil, count: 0)
+            return
+        }
+        let script = request.param("SCRIPT_NAME") ?? UnsafeBufferPointer(start: nil, count: 0)
+        let info = request.param("PATH_INFO") ?? UnsafeBufferPointer(start: nil, count: 0)
+        guard !script.isEmpty || !info.isEmpty else {
+            throw .invalidPath("the server passed no DOCUMENT_URI (nor SCRIPT_NAME and PATH_INFO)")
+        }
+        head = script
+        tail = info
+    }
+
+    var count: Int { head.count + tail.count }
+
+    subscript(index: Int) -> UInt8 { index < head.count ? head[index] : tail[index - head.count] }
+
+    /// A copy, for the admin route's segments.
+    var bytes: [UInt8] { Array(head) + Array(tail) }
 }

@@ -28,6 +28,7 @@ func loadConfiguration() throws -> Configuration {
 let environmentHelp: String = {
     let all = Configuration.variables + [
         ("FCGI_WEB_SERVER_ADDRS", "libfcgi's allow-list of TCP peers (comma-separated IPv4/IPv6 addresses); unset: any"),
+        ("GATEWAY_INTERFACE", "CGI/1.x: run as a CGI program (set by the web server; the arguments are then ignored)"),
     ]
     let width = all.map(\.name.count).max()! + 2
     return all.map { "  " + $0.name.padding(toLength: width, withPad: " ", startingAt: 0) + $0.meaning }.joined(separator: "\n")
@@ -36,12 +37,15 @@ let environmentHelp: String = {
 struct MagicBellFCGI: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "magicbell-fcgi",
-        abstract: "Mints MagicBell User JWTs, as a FastCGI responder behind nginx, for the users nginx authenticated.",
+        abstract: "Mints MagicBell User JWTs, as a FastCGI responder or a CGI program behind a web server, for the users the server authenticated.",
         discussion: """
         Configuration comes from the environment:
         \(environmentHelp)
 
         Exit codes: 0 success; 1 failure (invalid token, cannot listen); 64 usage error; 78 invalid configuration.
+
+        Started by a web server as a CGI program (GATEWAY_INTERFACE=CGI/1.1), it answers that one request \
+        on stdout with a Status line, the body read from stdin up to CONTENT_LENGTH, and ignores its arguments.
 
         SIGHUP makes serve read its configuration (and the _FILE variables' files) again. \
         The nginx snippets, systemd units and the security model: docs/ in the source tree.
@@ -297,4 +301,6 @@ struct CheckConfig: ParsableCommand {
     }
 }
 
+// Started by a web server as a CGI program: one request, argv ignored.
+if CGIProgram.isStartedAsCGI { exit(CGIProgram.run()) }
 MagicBellFCGI.main()

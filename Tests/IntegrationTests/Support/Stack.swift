@@ -189,8 +189,9 @@ final class Nginx: @unchecked Sendable {
     ///   - upstream: the `server` line of the magicbell_fcgi upstream.
     ///   - serverExtra: more directives for the site's server block.
     ///   - httpExtra: more directives at the http level (e.g. another server).
+    ///   - tokenSnippet: include snippets/magicbell-token.conf in the server block.
     init(scratch: Scratch, authVariant: AuthVariant, upstream: String,
-         serverExtra: String = "", httpExtra: String = "") throws {
+         serverExtra: String = "", httpExtra: String = "", tokenSnippet: Bool = true) throws {
         prefix = scratch.file("nginx")
         port = try Sockets.freePort()
         let fm = FileManager.default
@@ -240,7 +241,7 @@ final class Nginx: @unchecked Sendable {
             upstream magicbell_fcgi { server \(upstream); keepalive 32; } # as nginx/magicbell-upstream.conf
             server {
                 listen 127.0.0.1:\(port);
-                include snippets/magicbell-token.conf;
+                \(tokenSnippet ? "include snippets/magicbell-token.conf;" : "")
                 \(serverExtra)
             }
             \(httpExtra)

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `magicbell-fcgi` run as a CGI/1.1 program (RFC 3875), as a web server
+/// runs it: meta-variables in the environment, the body on stdin, the
+/// answer on stdout.
+@Suite struct CGIModeTests {
+    /// What a CGI program printed: its `Status:` and headers, and its body.
+    struct Answer {
+        let status: Int
+        let headers: [String: String]
+        let body: String
+        let stderr: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+    }
+
+    static let server = [
+        "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "/magicbell-token", "REQUEST_URI": "/magicbell-token",
+        "MAGICBELL_ROUTE": "token", "MAGICBELL_API_KEY": Project.apiKey, "MAGICBELL_SECRET_KEY": Project.secret,
+    ]
+
+    func cgi(_ environment: [String: String], arguments: [String] = [], stdin: String? = nil) throws -> Answer {
+        let result = try runProcess(Project.binary, arguments, environment: environment, stdin: stdin)
+        #expect(result.status == 0, "a CGI program that answered exits 0: \(result.stderr)")
+        let parts = result.stdout.components(separatedBy: "\r\n\r\n")
+        let head = parts[0].components(separatedBy: "\r\n")
+        guard let first = head.first, first.hasPrefix("Status: "), let status = Int(first.dropFirst(8).prefix(3)) else {
+            throw Sockets.Failure(description: "no Status line (RFC 3875 §6.3.3): \(result.stdout)")
+        }
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            let pair = line.split(separator: ":", maxSplits: 1)
+            if pair.count == 2 { headers[pair[0].lowercased()] = pair[1].trimmingCharacters(in: .whitespaces) }
+        }
+        return Answer(status: status, headers: headers, body: parts.dropFirst().joined(separator: "\r\n\r\n"), stderr: result.stderr)
+    }
+
+    @Test func aTokenForTheServerSetIdentityThatPyJWTVerifies() throws {
+        let answer = try cgi(Self.server.merging(["MAGICBELL_USER_EXTERNAL_ID": "cgi-user", "MAGICBELL_USER_EMAIL": "c@example.com"]) { $1 })
+        #expect(answer.status == 200)
+        #expect(answer.headers["content-type"] == "application/json" && answer.headers["cache-control"] == "no-store")
+        #expect(Int(answer.headers["content-length"] ?? "") == answer.body.utf8.count)
+        let claims = try PyJWT.decode(try #require(answer.json["token"] as? String))
+        #expect(claims["user_external_id"] as? String == "cgi-user" && claims["user_email"] as? String == "c@example.com")
+    }
+
+    @Test func argvIsIgnoredAsAServerPassesAnIsindexQuery() throws {
+        // RFC 3875 §4.4: `GET /magicbell-token?serve` runs the program with argv ["serve"].
+        let environment = Self.server.merging(["MAGICBELL_USER_EXTERNAL_ID": "u", "QUERY_STRING": "serve",
+                                               "REQUEST_URI": "/magicbell-token?serve"]) { $1 }
+        #expect(try cgi(environment, arguments: ["serve"]).status == 200)
+        #expect(try cgi(environment, arguments: ["--help"]).status == 200)
+    }
+
+    @Test func theSameRulesAsServe() throws {
+        #expect(try cgi(Self.server).errorCode == "unauthenticated")
+        let noRoute = try cgi(Self.server.merging(["MAGICBELL_USER_EXTERNAL_ID": "u"]) { $1 }.filter { $0.key != "MAGICBELL_ROUTE" })
+        #expect(noRoute.status == 404 && noRoute.stderr.contains("MAGICBELL_ROUTE"))
+        // The path the server matched is SCRIPT_NAME + PATH_INFO (RFC 3875 §4.1.13, §4.1.5), and the raw target must decode to it.
+        let ambiguous = try cgi(Self.server.merging(["MAGICBELL_USER_EXTERNAL_ID": "u", "REQUEST_URI": "/magicbell-token%2F..%2Fx"]) { $1 })
+        #expect(ambiguous.status == 400 && ambiguous.errorCode == "invalid_path")
+        let mounted = try cgi(Self.server.merging(["MAGICBELL_USER_EXTERNAL_ID": "u", "SCRIPT_NAME": "/cgi-bin/magicbell-fcgi",
+                                                   "PATH_INFO": "/token", "REQUEST_URI": "/cgi-bin/magicbell-fcgi/token"]) { $1 })
+        #expect(mounted.status == 200)
+        #expect(try cgi(Self.server.merging(["MAGICBELL_USER_EXTERNAL_ID": "u", "REQUEST_METHOD": "DELETE"]) { $1 }).status == 405)
+    }
+
+    @Test func aBrokenConfigurationIsA500AndOneLogLineWithoutTheSecret() throws {
+        var environment = Self.server.merging(["MAGICBELL_USER_EXTERNAL_ID": "u", "MAGICBELL_TOKEN_TTL": "nonsense"]) { $1 }
+        let answer = try cgi(environment)
+        #expect(answer.status == 500 && answer.errorCode == "misconfigured")
+        #expect(answer.stderr.contains("MAGICBELL_TOKEN_TTL") && !answer.stderr.contains(Project.secret))
+        #expect(!answer.body.contains("MAGICBELL_TOKEN_TTL"), "the reason is for the error log, not the client")
+
+        // The secret from a file, as the docs recommend for CGI.
+        let scratch = try Scratch()
+        try Project.secret.write(toFile: scratch.file("secret"), atomically: true, encoding: .utf8)
+        environment["MAGICBELL_TOKEN_TTL"] = nil
+        environment["MAGICBELL_SECRET_KEY"] = nil
+        environment["MAGICBELL_SECRET_KEY_FILE"] = scratch.file("secret")
+        #expect(try cgi(environment).status == 200)
+    }
+
+    @Test func theAdminRouteReadsExactlyContentLengthBytes() throws {
+        let fake = try FakeMagicBell()
+        let body = #"{"name":"cgi"}"#
+        let environment = Self.server.merging([
+            "MAGICBELL_ROUTE": "admin", "REQUEST_METHOD": "POST", "SCRIPT_NAME": "/magicbell-admin/jwt/project",
+            "REQUEST_URI": "/magicbell-admin/jwt/project", "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": String(body.utf8.count), "MAGICBELL_USER_EXTERNAL_ID": "ops",
+            "MAGICBELL_PROJECT_TOKEN": fake.token, "MAGICBELL_API_URL": fake.baseURL.absoluteString,
+        ]) { $1 }
+        // §4.2: bytes after CONTENT_LENGTH are not the body.
+        let answer = try cgi(environment, stdin: body + "garbage that is not read")
+        #expect(answer.status == 201, "\(answer.body)")
+        #expect(try fake.requests().map { $0["body"] as? String } == [body])
+        #expect(answer.stderr.contains(#""event":"admin""#), "the audit line, as serve writes it")
+        #expect(!answer.stderr.contains(fake.token))
+
+        var short = environment
+        short["CONTENT_LENGTH"] = "100"
+        #expect(try cgi(short, stdin: body).errorCode == "incomplete_body")
+    }
+}

@@ -1,0 +1,68 @@
+import Glibc
+import Foundation
+import Testing
+import TestSupport
+
+/// CGI mode through a real server: nginx + fcgiwrap (Debian's packages),
+/// with the recipe from examples/fcgiwrap/ as users install it.
+@Suite(.serialized) struct FcgiwrapTests {
+    struct CGIStack {
+        let scratch: Scratch
+        let fcgiwrap: Child
+        let nginx: Nginx
+
+        init() throws {
+            scratch = try Scratch()
+            let secretFile = scratch.file("secret-key")
+            try Project.secret.write(toFile: secretFile, atomically: true, encoding: .utf8)
+            let socket = scratch.file("fcgiwrap.sock")
+            // No -c: a preforking fcgiwrap parent started by Foundation exits at once and leaves its children.
+            fcgiwrap = try Child("/usr/sbin/fcgiwrap", ["-s", "unix:\(socket)"], environment: [:],
+                                 stderrPath: scratch.file("fcgiwrap.stderr"))
+            guard Sockets.waitUntil({ (try? Sockets.connectUnix(path: socket)).map { close($0); return true } ?? false }) else {
+                throw Sockets.Failure(description: "fcgiwrap did not start: \(fcgiwrap.stderr)")
+            }
+            var recipe = try String(contentsOfFile: Project.root.appendingPathComponent("examples/fcgiwrap/magicbell-cgi.conf").path,
+                                    encoding: .utf8)
+            for (placeholder, value) in [("/run/fcgiwrap.socket", socket), ("/usr/local/bin/magicbell-fcgi", Project.binary),
+                                         ("pk_your_project_api_key", Project.apiKey), ("/etc/magicbell-fcgi/secret-key", secretFile)] {
+                #expect(recipe.contains(placeholder), "the recipe has \(placeholder)")
+                recipe = recipe.replacingOccurrences(of: placeholder, with: value)
+            }
+            // fcgiwrap hands the program the params only: the test run's
+            // sanitizer settings travel the same way (not part of the recipe).
+            let sanitizer = withSanitizerOptions([:]).map { "fastcgi_param \($0.key) \"\($0.value)\";" }.joined(separator: "\n")
+            recipe = recipe.replacingOccurrences(of: "fastcgi_pass unix:", with: "\(sanitizer)\nfastcgi_pass unix:")
+            nginx = try Nginx(scratch: scratch, authVariant: .file("basic.conf"), upstream: "unix:\(scratch.file("unused.sock"))",
+                              serverExtra: "underscores_in_headers on;\n" + recipe, tokenSnippet: false)
+        }
+    }
+
+    @Test func theAuthenticatedUserGetsATokenThatPyJWTVerifies() throws {
+        let stack = try CGIStack()
+        let response = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
+        #expect(response.status == 200, "\(response.text) \(stack.fcgiwrap.stderr)")
+        #expect(response.header("Cache-Control") == "no-store")
+        let claims = try PyJWT.decode(try #require(response.json?["token"] as? String))
+        #expect(claims["user_external_id"] as? String == "demo")
+        #expect(claims["api_key"] as? String == Project.apiKey)
+    }
+
+    @Test func aWrongPasswordIsRefusedAndClientHeadersChangeNothing() throws {
+        let stack = try CGIStack()
+        #expect(try stack.nginx.get("/magicbell-token").status == 401)
+        #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "wrong")]).status == 401)
+        let spoofed = [
+            HTTP.basic("demo", "demo"),
+            ("MagicBell-User-External-Id", "mallory"), ("MAGICBELL_USER_EXTERNAL_ID", "mallory"),
+            ("MagicBell-User-Email", "mallory@example.com"), ("X-Remote-User", "mallory"), ("Remote-User", "mallory"),
+            ("MagicBell-Route", "admin"), ("MAGICBELL_ROUTE", "admin"), ("Gateway-Interface", "x"),
+            ("MagicBell-Secret-Key-File", "/etc/passwd"), ("Document-Uri", "/magicbell-admin/jwt/project"),
+        ]
+        let response = try stack.nginx.get("/magicbell-token", headers: spoofed)
+        #expect(response.status == 200, "\(response.text)")
+        let claims = try PyJWT.decode(try #require(response.json?["token"] as? String))
+        #expect(claims["user_external_id"] as? String == "demo")
+        #expect(claims["user_email"] is NSNull)
+    }
+}
