@@ -13,12 +13,10 @@ import TestSupport
 
         init() throws {
             scratch = try Scratch()
-            let secretFile = scratch.file("secret-key")
-            try Project.secret.write(toFile: secretFile, atomically: true, encoding: .utf8)
+            let secretFile = try scratch.secretKeyFile()
             let socket = scratch.file("fcgiwrap.sock")
-            // No -c: a preforking fcgiwrap parent started by Foundation exits at once and leaves its children.
             fcgiwrap = try Child("/usr/sbin/fcgiwrap", ["-s", "unix:\(socket)"], environment: [:],
-                                 stderrPath: scratch.file("fcgiwrap.stderr"))
+                                 stderrPath: scratch.file("fcgiwrap.stderr"), cleanSignals: true)
             guard Sockets.waitUntil({ (try? Sockets.connectUnix(path: socket)).map { close($0); return true } ?? false }) else {
                 throw Sockets.Failure(description: "fcgiwrap did not start: \(fcgiwrap.stderr)")
             }

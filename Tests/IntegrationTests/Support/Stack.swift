@@ -30,6 +30,16 @@ final class Scratch {
     }
     func file(_ name: String) -> String { "\(path)/\(name)" }
 
+    /// The project secret in a file a CGI program can be pointed at
+    /// (MAGICBELL_SECRET_KEY_FILE). Mode 0644: the tests' CGI user may be
+    /// www-data; in production the file is root:www-data 0640.
+    func secretKeyFile() throws -> String {
+        let path = file("secret-key")
+        try Project.secret.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        return path
+    }
+
     deinit {
         if let keep = ProcessInfo.processInfo.environment["MAGICBELL_TEST_LOGS"] { keepLogs(in: keep) }
         try? FileManager.default.removeItem(atPath: path)
@@ -62,18 +72,36 @@ final class Child {
     let process = Process()
     let stderrPath: String
 
+    /// - Parameter cleanSignals: start it as a shell would, with no signal
+    ///   blocked. Foundation's Process leaves nearly every signal blocked in
+    ///   the child (SigBlk fffffffe3bfbea27 on Swift 6.3.1): a server that
+    ///   does not set its own mask, as nginx and the responder do, then never
+    ///   sees SIGCHLD or SIGTERM (Apache's parent exits, fcgiwrap cannot be stopped).
     init(_ executable: String, _ arguments: [String], environment: [String: String], stderrPath: String,
-         standardInput: FileHandle? = nil) throws {
+         standardInput: FileHandle? = nil, cleanSignals: Bool = false) throws {
         self.stderrPath = stderrPath
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+        if cleanSignals {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", Self.cleanExec, executable] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+        }
         process.environment = withSanitizerOptions(environment)
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = standardInput ?? FileHandle.nullDevice
         try process.run()
     }
+
+    /// Unblocks every signal, restores SIGPIPE (Python ignores it) and execs argv[1:].
+    private static let cleanExec = """
+    import os, signal, sys
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    os.execv(sys.argv[1], sys.argv[1:])
+    """
 
     /// What the child wrote to stderr so far (see `readText`: LeakSanitizer
     /// would report a test that polls a quiet child).
@@ -175,7 +203,7 @@ final class Responder {
 
 /// Real nginx under its own prefix on 127.0.0.1, configured with the
 /// project's own snippets (copied unmodified from nginx/).
-final class Nginx: @unchecked Sendable {
+final class Nginx: WebServer, @unchecked Sendable {
     // @unchecked: every stored property is a `let` set in init, and the
     // request methods only read `port`; `child` (a Process) is touched only
     // by init and deinit.
@@ -208,14 +236,7 @@ final class Nginx: @unchecked Sendable {
         case .custom(let text):
             try text.write(toFile: "\(prefix)/conf/snippets/magicbell-token-auth.conf", atomically: true, encoding: .utf8)
         }
-        // auth_basic users: demo/demo, alice/alice and bob/bob, hashed by the
-        // openssl CLI (apr1, which nginx reads).
-        let users = try ["demo", "alice", "bob"].map { "\($0):\(try Self.run("/usr/bin/openssl", ["passwd", "-apr1", $0]))\n" }
-        try users.joined().write(toFile: "\(prefix)/conf/htpasswd", atomically: true, encoding: .utf8)
-        let adminHash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "admin"])
-        try "admin:\(adminHash)\n".write(toFile: "\(prefix)/conf/magicbell-admin.htpasswd", atomically: true, encoding: .utf8)
-        let scraperHash = try Self.run("/usr/bin/openssl", ["passwd", "-apr1", "prometheus"])
-        try "prometheus:\(scraperHash)\n".write(toFile: "\(prefix)/conf/magicbell-metrics.htpasswd", atomically: true, encoding: .utf8)
+        try Passwords.write(into: "\(prefix)/conf")
         if fm.fileExists(atPath: "/etc/nginx/fastcgi_params") {
             try fm.copyItem(atPath: "/etc/nginx/fastcgi_params", toPath: "\(prefix)/conf/fastcgi_params")
         }
@@ -265,18 +286,6 @@ final class Nginx: @unchecked Sendable {
     enum AuthVariant {
         case file(String)
         case custom(String)
-    }
-
-    func get(_ path: String, _ method: String = "GET", headers: [(String, String)] = []) throws -> HTTPResponse {
-        try HTTP.request(port: port, method, path, headers: headers)
-    }
-
-    /// An admin call with the admin's credentials.
-    func admin(_ method: String, _ path: String, json: String? = nil, contentType: String = "application/json",
-               headers: [(String, String)] = []) throws -> HTTPResponse {
-        var all = [HTTP.basic("admin", "admin")] + headers
-        if json != nil { all.append(("Content-Type", contentType)) }
-        return try HTTP.request(port: port, method, "/magicbell-admin/" + path, headers: all, body: Array((json ?? "").utf8))
     }
 
     static func run(_ executable: String, _ arguments: [String]) throws -> String {

@@ -1,0 +1,155 @@
+import Glibc
+import Foundation
+import TestSupport
+
+/// A web server the tests started on 127.0.0.1, with the project's recipe.
+protocol WebServer {
+    var port: UInt16 { get }
+}
+
+extension WebServer {
+    func get(_ path: String, _ method: String = "GET", headers: [(String, String)] = []) throws -> HTTPResponse {
+        try HTTP.request(port: port, method, path, headers: headers)
+    }
+
+    /// An admin call with the admin's credentials.
+    func admin(_ method: String, _ path: String, json: String? = nil, contentType: String = "application/json",
+               headers: [(String, String)] = []) throws -> HTTPResponse {
+        var all = [HTTP.basic("admin", "admin")] + headers
+        if json != nil { all.append(("Content-Type", contentType)) }
+        return try HTTP.request(port: port, method, "/magicbell-admin/" + path, headers: all, body: Array((json ?? "").utf8))
+    }
+}
+
+/// The password files every server's recipe uses, hashed by the openssl CLI
+/// (apr1, which nginx, Apache and lighttpd read): `htpasswd` with demo/demo,
+/// alice/alice and bob/bob; `magicbell-admin.htpasswd` with admin/admin;
+/// `magicbell-metrics.htpasswd` with prometheus/prometheus.
+enum Passwords {
+    static func write(into directory: String) throws {
+        func line(_ user: String) throws -> String {
+            "\(user):\(try runProcess("/usr/bin/openssl", ["passwd", "-apr1", user]).output)\n"
+        }
+        try (try ["demo", "alice", "bob"].map(line)).joined().write(toFile: "\(directory)/htpasswd", atomically: true, encoding: .utf8)
+        try line("admin").write(toFile: "\(directory)/magicbell-admin.htpasswd", atomically: true, encoding: .utf8)
+        try line("prometheus").write(toFile: "\(directory)/magicbell-metrics.htpasswd", atomically: true, encoding: .utf8)
+    }
+}
+
+/// Real Apache httpd (Debian's apache2) under a ServerRoot of its own, with
+/// one virtual host on 127.0.0.1 that includes a recipe from examples/apache/.
+final class Apache: WebServer, @unchecked Sendable {
+    // @unchecked: every stored property is a `let` set in init; `child` is
+    // touched only by init and deinit.
+    let child: Child
+    let port: UInt16
+    let root: String
+    /// Where a sanitized CGI program run by Apache writes its reports.
+    private let cgiReports: String
+
+    /// - Parameters:
+    ///   - recipe: the file in examples/apache/ to include.
+    ///   - defines: the recipe's `Define`s; `MAGICBELL_USERS`, `MAGICBELL_ADMINS` and
+    ///     `MAGICBELL_SCRAPERS` are set to the test's password files.
+    ///   - replacing: text of the recipe to replace, as a user edits it.
+    init(scratch: Scratch, recipe: String, defines: [String: String], replacing: [String: String] = [:]) throws {
+        root = scratch.file("apache")
+        port = try Sockets.freePort()
+        cgiReports = "\(root)/cgi-reports"
+        let fm = FileManager.default
+        for dir in ["logs", "run"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
+        try fm.createDirectory(atPath: cgiReports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        try Passwords.write(into: root)
+        var text = try String(contentsOfFile: Project.root.appendingPathComponent("examples/apache/\(recipe)").path, encoding: .utf8)
+        for (old, new) in replacing {
+            guard text.contains(old) else { throw Sockets.Failure(description: "\(recipe) has no \(old)") }
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        try text.write(toFile: "\(root)/\(recipe)", atomically: true, encoding: .utf8)
+        let allDefines = defines.merging([
+            "MAGICBELL_USERS": "\(root)/htpasswd", "MAGICBELL_ADMINS": "\(root)/magicbell-admin.htpasswd",
+            "MAGICBELL_SCRAPERS": "\(root)/magicbell-metrics.htpasswd",
+        ]) { old, _ in old }
+        // As root, Apache's children run as www-data (it refuses root): they
+        // must read the scratch files and reach the responder's socket.
+        let asRoot = geteuid() == 0
+        if asRoot { chmod(scratch.path, 0o755) }
+        let modules = ["mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_basic", "proxy",
+                       "proxy_fcgi", "cgid", "alias", "rewrite", "env"]
+        let conf = """
+        ServerRoot \(root)
+        PidFile \(root)/run/httpd.pid
+        Listen 127.0.0.1:\(port)
+        ServerName 127.0.0.1
+        \(asRoot ? "User www-data\nGroup www-data" : "")
+        ErrorLog \(root)/logs/error.log
+        LogLevel info
+        LogFormat "%h %u \\"%r\\" %>s" common
+        CustomLog \(root)/logs/access.log common
+        ScriptSock \(root)/run/cgisock
+        \(modules.map { "LoadModule \($0)_module /usr/lib/apache2/modules/mod_\($0).so" }.joined(separator: "\n"))
+        <VirtualHost 127.0.0.1:\(port)>
+            \(allDefines.sorted { $0.key < $1.key }.map { "Define \($0.key) \($0.value)" }.joined(separator: "\n    "))
+            \(Self.sanitizerEnvironment(reports: cgiReports))
+            Include \(root)/\(recipe)
+        </VirtualHost>
+        """
+        try conf.write(toFile: "\(root)/httpd.conf", atomically: true, encoding: .utf8)
+        child = try Child("/usr/sbin/apache2", ["-f", "\(root)/httpd.conf", "-DFOREGROUND"], environment: [:],
+                          stderrPath: scratch.file("apache.stderr"), cleanSignals: true)
+        let port = self.port
+        guard Sockets.waitUntil({ (try? Sockets.connectTCP(port: port)).map { close($0); return true } ?? false }) else {
+            throw Sockets.Failure(description: "apache did not start: \(child.stderr) \(readText("\(root)/logs/error.log"))")
+        }
+    }
+
+    /// A sanitized binary run by Apache as a CGI program gets only the
+    /// environment the configuration sets: the run's sanitizer settings,
+    /// with reports written where www-data can write (moved, at the end, to
+    /// where scripts/sanitize looks). Not part of any recipe.
+    private static func sanitizerEnvironment(reports: String) -> String {
+        withSanitizerOptions([:]).map { name, value in
+            let local = value.split(separator: ":").map { option in
+                option.hasPrefix("log_path=") ? "log_path=\(reports)/\(name.prefix(4).lowercased())" : String(option)
+            }.joined(separator: ":")
+            return "SetEnv \(name) \"\(local)\""
+        }.joined(separator: "\n    ")
+    }
+
+    deinit {
+        child.stop()
+        // The CGI programs' sanitizer reports join the run's own.
+        for (name, value) in withSanitizerOptions([:]) {
+            guard let path = value.split(separator: ":").first(where: { $0.hasPrefix("log_path=") })?.dropFirst(9) else { continue }
+            let target = URL(fileURLWithPath: String(path)).deletingLastPathComponent().path
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: cgiReports)) ?? []
+            where file.hasPrefix(name.prefix(4).lowercased()) {
+                try? FileManager.default.moveItem(atPath: "\(cgiReports)/\(file)", toPath: "\(target)/cgi-\(file)")
+            }
+        }
+    }
+}
+
+/// A short load with wrk (Debian's package): requests per second, and how
+/// many requests failed (socket errors, timeouts, non-2xx answers).
+enum Wrk {
+    static func run(port: UInt16, path: String, headers: [(String, String)], seconds: Int = 2,
+                    connections: Int = 8) throws -> (requestsPerSecond: Double, failed: Int) {
+        let arguments = ["-t1", "-c\(connections)", "-d\(seconds)s"] + headers.flatMap { ["-H", "\($0.0): \($0.1)"] }
+            + ["http://127.0.0.1:\(port)\(path)"]
+        let result = try runProcess("/usr/bin/wrk", arguments)
+        guard result.status == 0, let rate = result.stdout.split(separator: "\n").first(where: { $0.hasPrefix("Requests/sec:") })
+            .flatMap({ Double($0.split(separator: " ").last ?? "") }) else {
+            throw Sockets.Failure(description: "wrk failed: \(result.stdout) \(result.stderr)")
+        }
+        var failed = 0
+        for line in result.stdout.split(separator: "\n") {
+            if line.contains("Non-2xx or 3xx responses:") { failed += Int(line.split(separator: " ").last ?? "") ?? 0 }
+            if line.contains("Socket errors:") {
+                // "Socket errors: connect 0, read 0, write 0, timeout 0"
+                failed += line.split(separator: ",").compactMap { Int($0.split(separator: " ").last ?? "") }.reduce(0, +)
+            }
+        }
+        return (rate, failed)
+    }
+}
