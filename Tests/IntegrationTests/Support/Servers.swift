@@ -21,7 +21,7 @@ extension WebServer {
     }
 }
 
-/// The password files every server's recipe uses, hashed by the openssl CLI
+/// The password files every server's recipe uses, and the recipes themselves, hashed by the openssl CLI
 /// (apr1, which nginx, Apache and lighttpd read): `htpasswd` with demo/demo,
 /// alice/alice and bob/bob; `magicbell-admin.htpasswd` with admin/admin;
 /// `magicbell-metrics.htpasswd` with prometheus/prometheus.
@@ -33,6 +33,17 @@ enum Passwords {
         try (try ["demo", "alice", "bob"].map(line)).joined().write(toFile: "\(directory)/htpasswd", atomically: true, encoding: .utf8)
         try line("admin").write(toFile: "\(directory)/magicbell-admin.htpasswd", atomically: true, encoding: .utf8)
         try line("prometheus").write(toFile: "\(directory)/magicbell-metrics.htpasswd", atomically: true, encoding: .utf8)
+    }
+
+    /// Copies a recipe from the repository into `directory`, edited as a
+    /// user edits it: each `replacing` key must be in the file.
+    static func install(recipe: String, into directory: String, replacing: [String: String]) throws {
+        var text = try String(contentsOfFile: Project.root.appendingPathComponent(recipe).path, encoding: .utf8)
+        for (old, new) in replacing {
+            guard text.contains(old) else { throw Sockets.Failure(description: "\(recipe) has no \(old)") }
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        try text.write(toFile: "\(directory)/\(URL(fileURLWithPath: recipe).lastPathComponent)", atomically: true, encoding: .utf8)
     }
 }
 
@@ -46,6 +57,8 @@ final class Apache: WebServer, @unchecked Sendable {
     let root: String
     /// Where a sanitized CGI program run by Apache writes its reports.
     private let cgiReports: String
+    /// Kept until Apache has stopped and its CGI reports are moved.
+    private let scratch: Scratch
 
     /// - Parameters:
     ///   - recipe: the file in examples/apache/ to include.
@@ -53,6 +66,7 @@ final class Apache: WebServer, @unchecked Sendable {
     ///     `MAGICBELL_SCRAPERS` are set to the test's password files.
     ///   - replacing: text of the recipe to replace, as a user edits it.
     init(scratch: Scratch, recipe: String, defines: [String: String], replacing: [String: String] = [:]) throws {
+        self.scratch = scratch
         root = scratch.file("apache")
         port = try Sockets.freePort()
         cgiReports = "\(root)/cgi-reports"
@@ -60,12 +74,7 @@ final class Apache: WebServer, @unchecked Sendable {
         for dir in ["logs", "run"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
         try fm.createDirectory(atPath: cgiReports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         try Passwords.write(into: root)
-        var text = try String(contentsOfFile: Project.root.appendingPathComponent("examples/apache/\(recipe)").path, encoding: .utf8)
-        for (old, new) in replacing {
-            guard text.contains(old) else { throw Sockets.Failure(description: "\(recipe) has no \(old)") }
-            text = text.replacingOccurrences(of: old, with: new)
-        }
-        try text.write(toFile: "\(root)/\(recipe)", atomically: true, encoding: .utf8)
+        try Passwords.install(recipe: "examples/apache/\(recipe)", into: root, replacing: replacing)
         let allDefines = defines.merging([
             "MAGICBELL_USERS": "\(root)/htpasswd", "MAGICBELL_ADMINS": "\(root)/magicbell-admin.htpasswd",
             "MAGICBELL_SCRAPERS": "\(root)/magicbell-metrics.htpasswd",
@@ -116,6 +125,8 @@ final class Apache: WebServer, @unchecked Sendable {
         }.joined(separator: "\n    ")
     }
 
+    var errorLog: String { readText("\(root)/logs/error.log") }
+
     deinit {
         child.stop()
         // The CGI programs' sanitizer reports join the run's own.
@@ -152,4 +163,60 @@ enum Wrk {
         }
         return (rate, failed)
     }
+}
+
+/// Real lighttpd (Debian's lighttpd, with lighttpd-modules-lua for
+/// mod_magnet) in the foreground on 127.0.0.1, including a recipe from
+/// examples/lighttpd/ with the identity script beside it.
+final class Lighttpd: WebServer, @unchecked Sendable {
+    // @unchecked: every stored property is a `let` set in init; `child` is
+    // touched only by init and deinit.
+    let child: Child
+    let port: UInt16
+    let root: String
+    private let scratch: Scratch
+
+    /// - Parameters:
+    ///   - variables: the recipe's `var.` settings; the password files and the
+    ///     identity script are set to the test's.
+    ///   - replacing: text of the recipe to replace, as a user edits it.
+    init(scratch: Scratch, recipe: String, variables: [String: String], replacing: [String: String] = [:]) throws {
+        self.scratch = scratch
+        root = scratch.file("lighttpd")
+        port = try Sockets.freePort()
+        let fm = FileManager.default
+        for dir in ["htdocs", "tmp"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
+        try Passwords.write(into: root)
+        let examples = Project.root.appendingPathComponent("examples/lighttpd").path
+        try fm.copyItem(atPath: "\(examples)/magicbell-identity.lua", toPath: "\(root)/magicbell-identity.lua")
+        try Passwords.install(recipe: "examples/lighttpd/\(recipe)", into: root, replacing: replacing)
+        let all = variables.merging([
+            "magicbell_users": "\(root)/htpasswd", "magicbell_admins": "\(root)/magicbell-admin.htpasswd",
+            "magicbell_scrapers": "\(root)/magicbell-metrics.htpasswd", "magicbell_identity": "\(root)/magicbell-identity.lua",
+        ]) { old, _ in old }
+        // A CGI program gets the environment lighttpd builds: the run's
+        // sanitizer settings travel the same way (not part of any recipe).
+        let sanitizer = withSanitizerOptions([:]).map { "\"\($0.key)\" => \"\($0.value)\"" }.joined(separator: ", ")
+        let conf = """
+        server.document-root = "\(root)/htdocs"
+        server.bind = "127.0.0.1"
+        server.port = \(port)
+        server.errorlog = "\(root)/error.log"
+        server.upload-dirs = ( "\(root)/tmp" )
+        \(all.sorted { $0.key < $1.key }.map { "var.\($0.key) = \"\($0.value)\"" }.joined(separator: "\n"))
+        \(sanitizer.isEmpty ? "" : "setenv.add-environment = ( \(sanitizer) )")
+        include "\(root)/\(recipe)"
+        """
+        try conf.write(toFile: "\(root)/lighttpd.conf", atomically: true, encoding: .utf8)
+        child = try Child("/usr/sbin/lighttpd", ["-D", "-f", "\(root)/lighttpd.conf"], environment: [:],
+                          stderrPath: scratch.file("lighttpd.stderr"), cleanSignals: true)
+        let port = self.port
+        guard Sockets.waitUntil({ (try? Sockets.connectTCP(port: port)).map { close($0); return true } ?? false }) else {
+            throw Sockets.Failure(description: "lighttpd did not start: \(child.stderr) \(errorLog)")
+        }
+    }
+
+    var errorLog: String { readText("\(root)/error.log") }
+
+    deinit { child.stop() }
 }

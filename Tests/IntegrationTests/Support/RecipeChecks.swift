@@ -1,0 +1,101 @@
+import Glibc
+import Foundation
+import Testing
+import TestSupport
+
+/// What every server's recipe must guarantee, checked the same way for each
+/// (issue 13): a token for the user the server authenticated and for no one
+/// else, the admin route's create → list → revoke, a scraper that sees the
+/// metrics and nothing else, and a short load without errors.
+enum RecipeChecks {
+    static let demo = HTTP.basic("demo", "demo")
+    /// Client headers named like every param a recipe sets or the responder reads.
+    static let spoofed = [
+        ("MagicBell-User-External-Id", "mallory"), ("MagicBell-User-Email", "mallory@example.com"),
+        ("X-Remote-User", "mallory"), ("Remote-User", "mallory"), ("MagicBell-Route", "admin"),
+        ("Document-Uri", "/magicbell-admin/jwt/project"), ("Script-Name", "/magicbell-admin/jwt/project"),
+        ("MagicBell-Secret-Key-File", "/etc/passwd"), ("Gateway-Interface", "CGI/1.1"),
+    ]
+
+    /// `serve` on a Unix socket anyone can reach (as root, a server's
+    /// children may run as www-data), with the fake MagicBell behind it.
+    struct Backend {
+        let scratch: Scratch
+        let fake: FakeMagicBell
+        let responder: Responder
+        var socket: String { scratch.file("fcgi.sock") }
+
+        init() throws {
+            scratch = try Scratch()
+            fake = try FakeMagicBell()
+            responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"),
+                                                                    "--socket-mode", "0666", "--workers", "4"],
+                                      environment: Responder.environment([
+                                          "MAGICBELL_PROJECT_TOKEN": fake.token, "MAGICBELL_API_URL": fake.baseURL.absoluteString,
+                                          "MAGICBELL_UPSTREAM_TIMEOUT": "5"]))
+        }
+    }
+
+    /// The token route: the authenticated name, whatever the client's headers say.
+    static func tokenForTheAuthenticatedUserOnly(_ server: some WebServer, log: @autoclosure () -> String) throws {
+        let response = try server.get("/magicbell-token", headers: [demo] + spoofed)
+        #expect(response.status == 200, "\(response.text) \(log())")
+        let claims = try PyJWT.decode(try #require(response.json?["token"] as? String))
+        #expect(claims["user_external_id"] as? String == "demo", "the name the server authenticated")
+        #expect(claims["user_email"] is NSNull)
+        #expect(claims["api_key"] as? String == Project.apiKey)
+        #expect(response.header("Cache-Control") == "no-store")
+
+        #expect(try server.get("/magicbell-token").status == 401)
+        #expect(try server.get("/magicbell-token", headers: [HTTP.basic("demo", "wrong")]).status == 401)
+        #expect(try server.get("/magicbell-token", headers: [HTTP.basic("admin", "admin")]).status == 401, "admins are not token users")
+        // Paths the server did not match, or matched only after resolving them: never a token.
+        #expect(try server.get("/magicbell-tokenx", headers: [demo]).status == 404)
+        #expect(try server.get("//magicbell-token", headers: [demo]).errorCode == "invalid_path")
+    }
+
+    static func adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(_ server: some WebServer, _ backend: Backend) throws {
+        let created = try server.admin("POST", "jwt/project", json: #"{"name":"recipe","expiry":600}"#)
+        #expect(created.status == 201, "\(created.text)")
+        let tokenID = try #require(created.json?["token_id"] as? String)
+        let listed = try server.admin("GET", "jwt/project?limit=10")
+        #expect(listed.status == 200 && ((listed.json?["data"] as? [[String: Any]])?.map { $0["id"] as? String } ?? []).contains(tokenID))
+        #expect(try server.admin("DELETE", "jwt/project/\(tokenID)").status == 200)
+        #expect(try backend.fake.requests().map { "\($0["method"]!) \($0["path"]!)" } == [
+            "POST /v2/jwt/project", "GET /v2/jwt/project", "DELETE /v2/jwt/project/\(tokenID)"])
+        let audit = backend.responder.child.stderr.split(separator: "\n").filter { $0.contains(#""event":"admin""#) }
+        #expect(audit.count == 3 && audit.allSatisfy { $0.contains(#""external_id":"admin""#) }, "\(audit)")
+
+        let scraper = HTTP.basic("prometheus", "prometheus")
+        let metrics = try server.get("/magicbell-admin/metrics", headers: [scraper])
+        #expect(metrics.status == 200 && metrics.text.contains("magicbell_fcgi_admin_requests_total"))
+        #expect(try server.get("/magicbell-admin/jwt/project", headers: [scraper]).status == 401)
+        #expect(try server.get("/magicbell-admin/metrics/../jwt/project", headers: [scraper]).status == 401)
+        #expect(try server.get("/magicbell-admin/metrics", headers: [HTTP.basic("admin", "admin")]).status == 401)
+        #expect(try server.get("/magicbell-admin/jwt/project", headers: [demo] + spoofed).status == 401)
+        #expect(try backend.fake.requests().count == 3, "no refused request reached MagicBell")
+    }
+
+    /// A CGI recipe's token route, and an ISINDEX query (RFC 3875 §4.4: the
+    /// server passes it as argv) that must not change what the program does.
+    static func cgiTokenForTheAuthenticatedUserOnly(_ server: some WebServer, log: @autoclosure () -> String) throws {
+        let response = try server.get("/magicbell-token", headers: [demo] + spoofed)
+        #expect(response.status == 200, "\(response.text) \(log())")
+        let claims = try PyJWT.decode(try #require(response.json?["token"] as? String))
+        #expect(claims["user_external_id"] as? String == "demo")
+        #expect(claims["api_key"] as? String == Project.apiKey)
+        #expect(try server.get("/magicbell-token?serve", headers: [demo]).status == 200)
+        #expect(try server.get("/magicbell-token", headers: [HTTP.basic("demo", "wrong")]).status == 401)
+        #expect(try server.get("/magicbell-token").status == 401)
+        #expect(try server.get("//magicbell-token", headers: [demo]).errorCode == "invalid_path")
+    }
+
+    /// A 2-second wrk load on the token route: returns requests per second.
+    static func shortLoadWithoutErrors(_ server: some WebServer, _ name: String, connections: Int = 8) throws -> Double {
+        let (rate, failed) = try Wrk.run(port: server.port, path: "/magicbell-token", headers: [demo], connections: connections)
+        #expect(failed == 0, "\(name): \(failed) failed requests")
+        #expect(rate > 0)
+        print("\(name): \(Int(rate)) req/s (wrk -c\(connections), 2 s)")
+        return rate
+    }
+}
