@@ -63,4 +63,9 @@ import TestSupport
         #expect(claims["user_external_id"] as? String == "demo")
         #expect(claims["user_email"] is NSNull)
     }
+
+    @Test func aShortLoadHasNoErrors() throws {
+        let stack = try CGIStack()
+        _ = try RecipeChecks.shortLoadWithoutErrors(stack.nginx, "nginx + fcgiwrap (CGI)", connections: 2)
+    }
 }

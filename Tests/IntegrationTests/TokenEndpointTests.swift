@@ -5,6 +5,11 @@ import Testing
 /// The token endpoint through real nginx, with the project's own snippets,
 /// and the real magicbell-fcgi binary, on loopback.
 @Suite(.serialized) struct TokenEndpointTests {
+    @Test func aShortLoadHasNoErrors() throws {
+        let stack = try Stack()
+        _ = try RecipeChecks.shortLoadWithoutErrors(stack.nginx, "nginx (FastCGI, keepalive 32)")
+    }
+
     @Test func authBasicUserGetsATokenThatPyJWTVerifies() throws {
         let stack = try Stack(auth: .file("basic.conf"))
         let nginx = stack.nginx

@@ -220,3 +220,60 @@ final class Lighttpd: WebServer, @unchecked Sendable {
 
     deinit { child.stop() }
 }
+
+/// Real HAProxy (Debian's haproxy) in the foreground on 127.0.0.1: a
+/// frontend that sends the project's paths to the backend of
+/// examples/haproxy/magicbell-fcgi.cfg, loaded as a second file.
+final class HAProxy: WebServer, @unchecked Sendable {
+    // @unchecked: every stored property is a `let` set in init; `child` is
+    // touched only by init and deinit.
+    let child: Child
+    let port: UInt16
+    let root: String
+    private let scratch: Scratch
+
+    init(scratch: Scratch, socket: String) throws {
+        self.scratch = scratch
+        root = scratch.file("haproxy")
+        port = try Sockets.freePort()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        // userlist lines with SHA-512 crypt hashes (HAProxy checks them with crypt(3)).
+        func users(_ names: [String]) throws -> String {
+            try names.map { "    user \($0) password \(try runProcess("/usr/bin/openssl", ["passwd", "-6", $0]).output)" }
+                .joined(separator: "\n")
+        }
+        try Passwords.install(recipe: "examples/haproxy/magicbell-fcgi.cfg", into: root, replacing: [
+            "    user alice password $6$REPLACE-ME": try users(["demo", "alice", "bob"]),
+            "    user ops password $6$REPLACE-ME": try users(["admin"]),
+            "    user prometheus password $6$REPLACE-ME": try users(["prometheus"]),
+            "unix@/run/magicbell-fcgi/fcgi.sock": "unix@\(socket)",
+        ])
+        let site = """
+        global
+            log stderr format raw local0 info
+        defaults
+            mode http
+            log global
+            timeout connect 5s
+            timeout client 10s
+            timeout server 10s
+        frontend site
+            bind 127.0.0.1:\(port)
+            use_backend magicbell if { path /magicbell-token } || { path_beg /magicbell-admin/ }
+            default_backend site
+        backend site
+            http-request deny deny_status 404
+        """
+        try (site + "\n").write(toFile: "\(root)/haproxy.cfg", atomically: true, encoding: .utf8) // haproxy wants a final newline
+        child = try Child("/usr/sbin/haproxy", ["-db", "-f", "\(root)/haproxy.cfg", "-f", "\(root)/magicbell-fcgi.cfg"],
+                          environment: [:], stderrPath: scratch.file("haproxy.log"), cleanSignals: true)
+        let port = self.port
+        guard Sockets.waitUntil({ (try? Sockets.connectTCP(port: port)).map { close($0); return true } ?? false }) else {
+            throw Sockets.Failure(description: "haproxy did not start: \(child.stderr)")
+        }
+    }
+
+    var errorLog: String { child.stderr }
+
+    deinit { child.stop() }
+}
