@@ -7,16 +7,8 @@ import TestSupport
 /// mod_proxy_fcgi in front of `serve`, and mod_cgid running the binary as a
 /// CGI program.
 @Suite(.serialized) struct ApacheTests {
-    /// `serve` behind magicbell-fcgi.conf. The backend lives as long as Apache.
-    struct FastCGI {
-        let backend: RecipeChecks.Backend
-        let apache: Apache
-
-        init() throws {
-            backend = try RecipeChecks.Backend()
-            apache = try Apache(scratch: backend.scratch, recipe: "magicbell-fcgi.conf", defines: ["MAGICBELL_SOCKET": backend.socket])
-        }
-    }
+    /// `serve` behind magicbell-fcgi.conf.
+    static func fastCGI() throws -> RecipeChecks.Served<Apache> { try RecipeChecks.Served { try Apache(scratch: $0.scratch, recipe: "magicbell-fcgi.conf", defines: ["MAGICBELL_SOCKET": $0.socket]) } }
 
     /// The binary as a CGI program behind magicbell-cgi.conf.
     static func cgi() throws -> Apache {
@@ -27,18 +19,18 @@ import TestSupport
     }
 
     @Test func fastCGI_aTokenForTheAuthenticatedUserOnly() throws {
-        let stack = try FastCGI()
-        try RecipeChecks.tokenForTheAuthenticatedUserOnly(stack.apache, log: stack.apache.errorLog)
+        let stack = try Self.fastCGI()
+        try RecipeChecks.tokenForTheAuthenticatedUserOnly(stack.server, log: stack.server.errorLog)
     }
 
     @Test func fastCGI_adminCreateListRevokeAndAScraperThatSeesOnlyMetrics() throws {
-        let stack = try FastCGI()
-        try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.apache, stack.backend)
+        let stack = try Self.fastCGI()
+        try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.server, stack.backend)
     }
 
     @Test func fastCGI_aShortLoadHasNoErrors() throws {
-        let stack = try FastCGI()
-        _ = try RecipeChecks.shortLoadWithoutErrors(stack.apache, "apache mod_proxy_fcgi")
+        let stack = try Self.fastCGI()
+        _ = try RecipeChecks.shortLoadWithoutErrors(stack.server, "apache mod_proxy_fcgi")
     }
 
     @Test func cgi_aTokenForTheAuthenticatedUserOnly() throws {

@@ -5,31 +5,22 @@ import TestSupport
 /// HAProxy 2.6 (Debian's haproxy) with examples/haproxy/magicbell-fcgi.cfg:
 /// fcgi-app with get-values, keep-conn and mpxs-conns, Basic auth by userlists.
 @Suite(.serialized) struct HAProxyTests {
-    /// `serve` behind the recipe. The backend lives as long as HAProxy.
-    struct FastCGI {
-        let backend: RecipeChecks.Backend
-        let haproxy: HAProxy
-
-        init() throws {
-            backend = try RecipeChecks.Backend()
-            haproxy = try HAProxy(scratch: backend.scratch, socket: backend.socket)
-        }
-    }
+    static func served() throws -> RecipeChecks.Served<HAProxy> { try RecipeChecks.Served { try HAProxy(scratch: $0.scratch, socket: $0.socket) } }
 
     @Test func aTokenForTheAuthenticatedUserOnly() throws {
-        let stack = try FastCGI()
-        try RecipeChecks.tokenForTheAuthenticatedUserOnly(stack.haproxy, log: stack.haproxy.errorLog)
+        let stack = try Self.served()
+        try RecipeChecks.tokenForTheAuthenticatedUserOnly(stack.server, log: stack.server.errorLog)
         // HAProxy matches the raw path: an escaped one is not the token route, and never a token.
-        try RecipeChecks.neverAToken(stack.haproxy, "/magicbell-%74oken")
+        try RecipeChecks.neverAToken(stack.server, "/magicbell-%74oken")
     }
 
     @Test func adminCreateListRevokeAndAScraperThatSeesOnlyMetrics() throws {
-        let stack = try FastCGI()
-        try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.haproxy, stack.backend)
+        let stack = try Self.served()
+        try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.server, stack.backend)
     }
 
     @Test func aShortLoadHasNoErrors() throws {
-        let stack = try FastCGI()
-        _ = try RecipeChecks.shortLoadWithoutErrors(stack.haproxy, "haproxy fcgi-app")
+        let stack = try Self.served()
+        _ = try RecipeChecks.shortLoadWithoutErrors(stack.server, "haproxy fcgi-app")
     }
 }

@@ -6,17 +6,8 @@ import TestSupport
 /// mod_fastcgi in front of `serve`, and mod_cgi running the binary as a CGI
 /// program; mod_magnet sets the identity after mod_auth.
 @Suite(.serialized) struct LighttpdTests {
-    /// `serve` behind magicbell-fcgi.conf. The backend lives as long as lighttpd.
-    struct FastCGI {
-        let backend: RecipeChecks.Backend
-        let lighttpd: Lighttpd
-
-        init() throws {
-            backend = try RecipeChecks.Backend()
-            lighttpd = try Lighttpd(scratch: backend.scratch, recipe: "magicbell-fcgi.conf",
-                                    variables: ["magicbell_socket": backend.socket])
-        }
-    }
+    /// `serve` behind magicbell-fcgi.conf.
+    static func fastCGI() throws -> RecipeChecks.Served<Lighttpd> { try RecipeChecks.Served { try Lighttpd(scratch: $0.scratch, recipe: "magicbell-fcgi.conf", variables: ["magicbell_socket": $0.socket]) } }
 
     static func cgi() throws -> Lighttpd {
         let scratch = try Scratch()
@@ -26,18 +17,18 @@ import TestSupport
     }
 
     @Test func fastCGI_aTokenForTheAuthenticatedUserOnly() throws {
-        let stack = try FastCGI()
-        try RecipeChecks.tokenForTheAuthenticatedUserOnly(stack.lighttpd, log: stack.lighttpd.errorLog)
+        let stack = try Self.fastCGI()
+        try RecipeChecks.tokenForTheAuthenticatedUserOnly(stack.server, log: stack.server.errorLog)
     }
 
     @Test func fastCGI_adminCreateListRevokeAndAScraperThatSeesOnlyMetrics() throws {
-        let stack = try FastCGI()
-        try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.lighttpd, stack.backend)
+        let stack = try Self.fastCGI()
+        try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.server, stack.backend)
     }
 
     @Test func fastCGI_aShortLoadHasNoErrors() throws {
-        let stack = try FastCGI()
-        _ = try RecipeChecks.shortLoadWithoutErrors(stack.lighttpd, "lighttpd mod_fastcgi")
+        let stack = try Self.fastCGI()
+        _ = try RecipeChecks.shortLoadWithoutErrors(stack.server, "lighttpd mod_fastcgi")
     }
 
     @Test func cgi_aTokenForTheAuthenticatedUserOnly() throws {

@@ -36,6 +36,17 @@ enum RecipeChecks {
         }
     }
 
+    /// A server with its recipe in front of `Backend`, which lives as long as the server.
+    struct Served<Server: WebServer> {
+        let backend: Backend
+        let server: Server
+
+        init(_ start: (Backend) throws -> Server) throws {
+            backend = try Backend()
+            server = try start(backend)
+        }
+    }
+
     /// The token route: the authenticated name, whatever the client's headers say.
     static func tokenForTheAuthenticatedUserOnly(_ server: some WebServer, log: @autoclosure () -> String) throws {
         let response = try server.get("/magicbell-token", headers: [demo] + spoofed)
@@ -55,13 +66,23 @@ enum RecipeChecks {
         try neverAToken(server, "/magicbell-token/")
     }
 
-    /// A path that is not exactly the token route gets a 404 from the server
-    /// or a 400 `invalid_path` from the responder (a server that matched it
-    /// only after resolving `//`, `.` or `..`), never a token.
+    /// A path that is not exactly the token route: without a password never
+    /// a token; with one, a 404 from the server, a 400 `invalid_path` from the
+    /// responder (a server that matched it only after resolving `//`, `.`
+    /// or `..`), or, from a server that cleans the path before matching it
+    /// and authenticating (Caddy), a token for the authenticated user only.
     static func neverAToken(_ server: some WebServer, _ path: String) throws {
-        let response = try server.get(path, headers: [demo])
-        #expect(response.status == 404 || (response.status == 400 && response.errorCode == "invalid_path"),
-                "\(path): \(response.status) \(response.text.prefix(200))")
+        let anonymous = try server.get(path, headers: spoofed)
+        #expect(anonymous.status != 200 && anonymous.json?["token"] == nil, "\(path) without a password: \(anonymous.status)")
+        let response = try server.get(path, headers: [demo] + spoofed)
+        switch response.status {
+        case 404: break
+        case 400: #expect(response.errorCode == "invalid_path", "\(path): \(response.text.prefix(200))")
+        case 200:
+            let claims = try PyJWT.decode(try #require(response.json?["token"] as? String))
+            #expect(claims["user_external_id"] as? String == "demo", "\(path)")
+        default: Issue.record("\(path): \(response.status) \(response.text.prefix(200))")
+        }
     }
 
     static func adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(_ server: some WebServer, _ backend: Backend) throws {

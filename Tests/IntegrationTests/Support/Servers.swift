@@ -2,6 +2,16 @@ import Glibc
 import Foundation
 import TestSupport
 
+extension Sockets {
+    /// Waits until a server the test started accepts on `port`; throws with
+    /// its stderr (and `log`) if it never does.
+    static func waitForListener(port: UInt16, _ name: String, _ child: Child, log: () -> String = { "" }) throws {
+        guard waitUntil({ (try? connectTCP(port: port)).map { close($0); return true } ?? false }) else {
+            throw Failure(description: "\(name) did not start: \(child.stderr) \(log())")
+        }
+    }
+}
+
 /// A web server the tests started on 127.0.0.1, with the project's recipe.
 protocol WebServer {
     var port: UInt16 { get }
@@ -19,6 +29,35 @@ extension WebServer {
         if json != nil { all.append(("Content-Type", contentType)) }
         return try HTTP.request(port: port, method, "/magicbell-admin/" + path, headers: all, body: Array((json ?? "").utf8))
     }
+}
+
+/// One server process the test started, under a directory of its own in
+/// the scratch directory, listening on a free port of 127.0.0.1.
+class ServerProcess: WebServer, @unchecked Sendable {
+    // @unchecked: `port`, `root` and `scratch` are set in init; `child` once,
+    // by `start`, during the subclass's init; all are only read afterwards.
+    let port: UInt16
+    let root: String
+    /// Kept until the server has stopped.
+    let scratch: Scratch
+    private(set) var child: Child!
+
+    init(scratch: Scratch, name: String) throws {
+        self.scratch = scratch
+        root = scratch.file(name)
+        port = try Sockets.freePort()
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    /// Starts the server (with no signal blocked: see `Child`) and waits until it listens.
+    func start(_ executable: String, _ arguments: [String], environment: [String: String] = [:], log: () -> String = { "" }) throws {
+        let name = URL(fileURLWithPath: root).lastPathComponent
+        child = try Child(executable, arguments, environment: environment, stderrPath: scratch.file("\(name).stderr"),
+                          cleanSignals: true)
+        try Sockets.waitForListener(port: port, name, child, log: log)
+    }
+
+    deinit { child?.stop() }
 }
 
 /// The password files every server's recipe uses, and the recipes themselves, hashed by the openssl CLI
@@ -49,16 +88,9 @@ enum Passwords {
 
 /// Real Apache httpd (Debian's apache2) under a ServerRoot of its own, with
 /// one virtual host on 127.0.0.1 that includes a recipe from examples/apache/.
-final class Apache: WebServer, @unchecked Sendable {
-    // @unchecked: every stored property is a `let` set in init; `child` is
-    // touched only by init and deinit.
-    let child: Child
-    let port: UInt16
-    let root: String
+final class Apache: ServerProcess, @unchecked Sendable {
     /// Where a sanitized CGI program run by Apache writes its reports.
     private let cgiReports: String
-    /// Kept until Apache has stopped and its CGI reports are moved.
-    private let scratch: Scratch
 
     /// - Parameters:
     ///   - recipe: the file in examples/apache/ to include.
@@ -66,10 +98,8 @@ final class Apache: WebServer, @unchecked Sendable {
     ///     `MAGICBELL_SCRAPERS` are set to the test's password files.
     ///   - replacing: text of the recipe to replace, as a user edits it.
     init(scratch: Scratch, recipe: String, defines: [String: String], replacing: [String: String] = [:]) throws {
-        self.scratch = scratch
-        root = scratch.file("apache")
-        port = try Sockets.freePort()
-        cgiReports = "\(root)/cgi-reports"
+        cgiReports = scratch.file("apache/cgi-reports")
+        try super.init(scratch: scratch, name: "apache")
         let fm = FileManager.default
         for dir in ["logs", "run"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
         try fm.createDirectory(atPath: cgiReports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
@@ -104,12 +134,7 @@ final class Apache: WebServer, @unchecked Sendable {
         </VirtualHost>
         """
         try conf.write(toFile: "\(root)/httpd.conf", atomically: true, encoding: .utf8)
-        child = try Child("/usr/sbin/apache2", ["-f", "\(root)/httpd.conf", "-DFOREGROUND"], environment: [:],
-                          stderrPath: scratch.file("apache.stderr"), cleanSignals: true)
-        let port = self.port
-        guard Sockets.waitUntil({ (try? Sockets.connectTCP(port: port)).map { close($0); return true } ?? false }) else {
-            throw Sockets.Failure(description: "apache did not start: \(child.stderr) \(readText("\(root)/logs/error.log"))")
-        }
+        try start("/usr/sbin/apache2", ["-f", "\(root)/httpd.conf", "-DFOREGROUND"], log: { readText("\(self.root)/logs/error.log") })
     }
 
     /// A sanitized binary run by Apache as a CGI program gets only the
@@ -128,7 +153,7 @@ final class Apache: WebServer, @unchecked Sendable {
     var errorLog: String { readText("\(root)/logs/error.log") }
 
     deinit {
-        child.stop()
+        child?.stop()
         // The CGI programs' sanitizer reports join the run's own.
         for (name, value) in withSanitizerOptions([:]) {
             guard let path = value.split(separator: ":").first(where: { $0.hasPrefix("log_path=") })?.dropFirst(9) else { continue }
@@ -168,22 +193,14 @@ enum Wrk {
 /// Real lighttpd (Debian's lighttpd, with lighttpd-modules-lua for
 /// mod_magnet) in the foreground on 127.0.0.1, including a recipe from
 /// examples/lighttpd/ with the identity script beside it.
-final class Lighttpd: WebServer, @unchecked Sendable {
-    // @unchecked: every stored property is a `let` set in init; `child` is
-    // touched only by init and deinit.
-    let child: Child
-    let port: UInt16
-    let root: String
-    private let scratch: Scratch
+final class Lighttpd: ServerProcess, @unchecked Sendable {
 
     /// - Parameters:
     ///   - variables: the recipe's `var.` settings; the password files and the
     ///     identity script are set to the test's.
     ///   - replacing: text of the recipe to replace, as a user edits it.
     init(scratch: Scratch, recipe: String, variables: [String: String], replacing: [String: String] = [:]) throws {
-        self.scratch = scratch
-        root = scratch.file("lighttpd")
-        port = try Sockets.freePort()
+        try super.init(scratch: scratch, name: "lighttpd")
         let fm = FileManager.default
         for dir in ["htdocs", "tmp"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
         try Passwords.write(into: root)
@@ -208,35 +225,19 @@ final class Lighttpd: WebServer, @unchecked Sendable {
         include "\(root)/\(recipe)"
         """
         try conf.write(toFile: "\(root)/lighttpd.conf", atomically: true, encoding: .utf8)
-        child = try Child("/usr/sbin/lighttpd", ["-D", "-f", "\(root)/lighttpd.conf"], environment: [:],
-                          stderrPath: scratch.file("lighttpd.stderr"), cleanSignals: true)
-        let port = self.port
-        guard Sockets.waitUntil({ (try? Sockets.connectTCP(port: port)).map { close($0); return true } ?? false }) else {
-            throw Sockets.Failure(description: "lighttpd did not start: \(child.stderr) \(errorLog)")
-        }
+        try start("/usr/sbin/lighttpd", ["-D", "-f", "\(root)/lighttpd.conf"], log: { self.errorLog })
     }
 
     var errorLog: String { readText("\(root)/error.log") }
-
-    deinit { child.stop() }
 }
 
 /// Real HAProxy (Debian's haproxy) in the foreground on 127.0.0.1: a
 /// frontend that sends the project's paths to the backend of
 /// examples/haproxy/magicbell-fcgi.cfg, loaded as a second file.
-final class HAProxy: WebServer, @unchecked Sendable {
-    // @unchecked: every stored property is a `let` set in init; `child` is
-    // touched only by init and deinit.
-    let child: Child
-    let port: UInt16
-    let root: String
-    private let scratch: Scratch
+final class HAProxy: ServerProcess, @unchecked Sendable {
 
     init(scratch: Scratch, socket: String) throws {
-        self.scratch = scratch
-        root = scratch.file("haproxy")
-        port = try Sockets.freePort()
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try super.init(scratch: scratch, name: "haproxy")
         // userlist lines with SHA-512 crypt hashes (HAProxy checks them with crypt(3)).
         func users(_ names: [String]) throws -> String {
             try names.map { "    user \($0) password \(try runProcess("/usr/bin/openssl", ["passwd", "-6", $0]).output)" }
@@ -265,15 +266,44 @@ final class HAProxy: WebServer, @unchecked Sendable {
             http-request deny deny_status 404
         """
         try (site + "\n").write(toFile: "\(root)/haproxy.cfg", atomically: true, encoding: .utf8) // haproxy wants a final newline
-        child = try Child("/usr/sbin/haproxy", ["-db", "-f", "\(root)/haproxy.cfg", "-f", "\(root)/magicbell-fcgi.cfg"],
-                          environment: [:], stderrPath: scratch.file("haproxy.log"), cleanSignals: true)
-        let port = self.port
-        guard Sockets.waitUntil({ (try? Sockets.connectTCP(port: port)).map { close($0); return true } ?? false }) else {
-            throw Sockets.Failure(description: "haproxy did not start: \(child.stderr)")
-        }
+        try start("/usr/sbin/haproxy", ["-db", "-f", "\(root)/haproxy.cfg", "-f", "\(root)/magicbell-fcgi.cfg"])
     }
 
     var errorLog: String { child.stderr }
+}
 
-    deinit { child.stop() }
+/// Real Caddy (Debian's caddy) on 127.0.0.1 over plain HTTP, with
+/// examples/caddy/magicbell.caddy imported into its one site block.
+final class Caddy: ServerProcess, @unchecked Sendable {
+
+    init(scratch: Scratch, socket: String) throws {
+        try super.init(scratch: scratch, name: "caddy")
+        // bcrypt at cost 4 (htpasswd -B -C 4): the test checks the recipe, not bcrypt's cost.
+        func user(_ name: String) throws -> String {
+            let line = try runProcess("/usr/bin/htpasswd", ["-nbB", "-C", "4", name, name]).output
+            return "\(name) \(line.split(separator: ":", maxSplits: 1)[1])"
+        }
+        try Passwords.install(recipe: "examples/caddy/magicbell.caddy", into: root, replacing: [
+            "alice $2a$14$REPLACE-ME": try ["demo", "alice", "bob"].map(user).joined(separator: "\n\t\t"),
+            "ops $2a$14$REPLACE-ME": try user("admin"),
+            "prometheus $2a$14$REPLACE-ME": try user("prometheus"),
+            "unix//run/magicbell-fcgi/fcgi.sock": "unix/\(socket)",
+        ])
+        let site = """
+        {
+        \tadmin off
+        \tauto_https off
+        \tstorage file_system \(root)/storage
+        }
+        http://127.0.0.1:\(port) {
+        \timport \(root)/magicbell.caddy
+        \trespond 404
+        }
+        """
+        try site.write(toFile: "\(root)/Caddyfile", atomically: true, encoding: .utf8)
+        try start("/usr/bin/caddy", ["run", "--config", "\(root)/Caddyfile", "--adapter", "caddyfile"],
+                  environment: ["HOME": root, "XDG_DATA_HOME": root, "XDG_CONFIG_HOME": root])
+    }
+
+    var errorLog: String { child.stderr }
 }
