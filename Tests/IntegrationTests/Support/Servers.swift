@@ -307,3 +307,46 @@ final class Caddy: ServerProcess, @unchecked Sendable {
 
     var errorLog: String { child.stderr }
 }
+
+/// Real h2o (Debian's h2o, with its mruby) on 127.0.0.1, with
+/// examples/h2o/magicbell-paths.conf merged into its one host's paths.
+final class H2O: ServerProcess, @unchecked Sendable {
+    init(scratch: Scratch, socket: String) throws {
+        try super.init(scratch: scratch, name: "h2o")
+        // {SHA} entries (htpasswd -s): the only kind h2o 2.2.5's Htpasswd matches (see the recipe).
+        func users(_ names: [String], _ file: String) throws {
+            try (try names.map { try runProcess("/usr/bin/htpasswd", ["-nbs", $0, $0]).output + "\n" }).joined()
+                .write(toFile: "\(root)/\(file)", atomically: true, encoding: .utf8)
+        }
+        try users(["demo", "alice", "bob"], "users.htpasswd")
+        try users(["admin"], "admin.htpasswd")
+        try users(["prometheus"], "metrics.htpasswd")
+        try FileManager.default.copyItem(atPath: Project.root.appendingPathComponent("examples/h2o/magicbell-auth.rb").path,
+                                         toPath: "\(root)/magicbell-auth.rb")
+        try Passwords.install(recipe: "examples/h2o/magicbell-paths.conf", into: root, replacing: [
+            "/etc/h2o/magicbell-auth.rb": "\(root)/magicbell-auth.rb",
+            "/etc/h2o/magicbell-users.htpasswd": "\(root)/users.htpasswd",
+            "/etc/h2o/magicbell-admin.htpasswd": "\(root)/admin.htpasswd",
+            "/etc/h2o/magicbell-metrics.htpasswd": "\(root)/metrics.htpasswd",
+            "/run/magicbell-fcgi/fcgi.sock": socket,
+        ])
+        let conf = """
+        \(geteuid() == 0 ? "user: root" : "")
+        error-log: \(root)/error.log
+        hosts:
+          default:
+            listen:
+              host: 127.0.0.1
+              port: \(port)
+            paths:
+              <<: !file \(root)/magicbell-paths.conf
+              /:
+                mruby.handler: |
+                  lambda { |env| [404, {}, ["not found"]] }
+        """
+        try conf.write(toFile: "\(root)/h2o.conf", atomically: true, encoding: .utf8)
+        try start("/usr/bin/h2o", ["-c", "\(root)/h2o.conf"], log: { self.errorLog })
+    }
+
+    var errorLog: String { readText("\(root)/error.log") }
+}
