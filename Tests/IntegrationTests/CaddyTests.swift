@@ -2,8 +2,9 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Caddy 2.6 (Debian's caddy) with examples/caddy/magicbell.caddy: the
-/// fastcgi transport of reverse_proxy, basicauth per route.
+/// Caddy 2.6 (Debian's caddy) with the recipes in examples/caddy/: the
+/// fastcgi transport of reverse_proxy, basicauth per route, or forward_auth
+/// to the site's own session check for the token route.
 @Suite(.serialized) struct CaddyTests {
     static func served() throws -> RecipeChecks.Served<Caddy> { try RecipeChecks.Served { try Caddy(scratch: $0.scratch, socket: $0.socket) } }
 
@@ -24,5 +25,22 @@ import TestSupport
     @Test func aShortLoadHasNoErrors() throws {
         let stack = try Self.served()
         _ = try RecipeChecks.shortLoadWithoutErrors(stack.server, "caddy fastcgi transport")
+    }
+
+    @Test func forwardAuth_theIdentityComesFromTheSiteAppOnly() throws {
+        let backend = try RecipeChecks.Backend()
+        let app = try SessionApp(scratch: backend.scratch)
+        let caddy = try Caddy(scratch: backend.scratch, socket: backend.socket, token: .forwardAuth(port: app.port))
+        let signedIn = try caddy.get("/magicbell-token", headers: [("Cookie", "session=user-7")] + RecipeChecks.spoofed
+                                                                   + [("X-User-Id", "mallory"), ("X-User-Email", "m@example.com")])
+        #expect(signedIn.status == 200, "\(signedIn.text) \(caddy.errorLog)")
+        let claims = try PyJWT.decode(try #require(signedIn.json?["token"] as? String))
+        #expect(claims["user_external_id"] as? String == "user-7" && claims["user_email"] as? String == "user-7@example.com")
+        #expect(try caddy.get("/magicbell-token").status == 401, "no session")
+        // The app lets a signed-out visitor through with no identity: the
+        // client's own X-User-Id must not become one (copy_headers keeps it).
+        let anonymous = try caddy.get("/magicbell-token", headers: [("Cookie", "session=anonymous"), ("X-User-Id", "mallory")])
+        #expect(anonymous.status == 401 && anonymous.errorCode == "unauthenticated", "\(anonymous.status) \(anonymous.text)")
+        withExtendedLifetime(app) {}
     }
 }

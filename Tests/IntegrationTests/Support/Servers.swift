@@ -272,23 +272,40 @@ final class HAProxy: ServerProcess, @unchecked Sendable {
     var errorLog: String { child.stderr }
 }
 
-/// Real Caddy (Debian's caddy) on 127.0.0.1 over plain HTTP, with
-/// examples/caddy/magicbell.caddy imported into its one site block.
+/// Real Caddy (Debian's caddy) on 127.0.0.1 over plain HTTP, with the
+/// admin recipe and one token recipe from examples/caddy/ imported into its
+/// one site block.
 final class Caddy: ServerProcess, @unchecked Sendable {
+    enum TokenAuth {
+        case basicauth
+        /// forward_auth to the site's app (a `SessionApp`) on this port.
+        case forwardAuth(port: UInt16)
+    }
 
-    init(scratch: Scratch, socket: String) throws {
+    init(scratch: Scratch, socket: String, token: TokenAuth = .basicauth) throws {
         try super.init(scratch: scratch, name: "caddy")
         // bcrypt at cost 4 (htpasswd -B -C 4): the test checks the recipe, not bcrypt's cost.
         func user(_ name: String) throws -> String {
             let line = try runProcess("/usr/bin/htpasswd", ["-nbB", "-C", "4", name, name]).output
             return "\(name) \(line.split(separator: ":", maxSplits: 1)[1])"
         }
-        try Passwords.install(recipe: "examples/caddy/magicbell.caddy", into: root, replacing: [
-            "alice $2a$14$REPLACE-ME": try ["demo", "alice", "bob"].map(user).joined(separator: "\n\t\t"),
+        let socketLine = ["unix//run/magicbell-fcgi/fcgi.sock": "unix/\(socket)"]
+        try Passwords.install(recipe: "examples/caddy/magicbell-admin.caddy", into: root, replacing: socketLine.merging([
             "ops $2a$14$REPLACE-ME": try user("admin"),
             "prometheus $2a$14$REPLACE-ME": try user("prometheus"),
-            "unix//run/magicbell-fcgi/fcgi.sock": "unix/\(socket)",
-        ])
+        ]) { $1 })
+        let tokenRecipe: String
+        switch token {
+        case .basicauth:
+            tokenRecipe = "magicbell-token-basicauth.caddy"
+            try Passwords.install(recipe: "examples/caddy/\(tokenRecipe)", into: root, replacing: socketLine.merging([
+                "alice $2a$14$REPLACE-ME": try ["demo", "alice", "bob"].map(user).joined(separator: "\n\t\t"),
+            ]) { $1 })
+        case .forwardAuth(let port):
+            tokenRecipe = "magicbell-token-forward-auth.caddy"
+            try Passwords.install(recipe: "examples/caddy/\(tokenRecipe)", into: root,
+                                  replacing: socketLine.merging(["127.0.0.1:3000": "127.0.0.1:\(port)"]) { $1 })
+        }
         let site = """
         {
         \tadmin off
@@ -296,7 +313,8 @@ final class Caddy: ServerProcess, @unchecked Sendable {
         \tstorage file_system \(root)/storage
         }
         http://127.0.0.1:\(port) {
-        \timport \(root)/magicbell.caddy
+        \timport \(root)/\(tokenRecipe)
+        \timport \(root)/magicbell-admin.caddy
         \trespond 404
         }
         """
@@ -306,6 +324,33 @@ final class Caddy: ServerProcess, @unchecked Sendable {
     }
 
     var errorLog: String { child.stderr }
+}
+
+/// A site's own session check, as the app-session recipes expect it:
+/// `GET /auth/whoami` answers 200 with X-User-Id and X-User-Email for the
+/// cookie `session=user-N`, 200 with no identity for `session=anonymous` (a
+/// signed-out visitor the app still lets through), 401 otherwise.
+final class SessionApp: ServerProcess, @unchecked Sendable {
+    init(scratch: Scratch) throws {
+        try super.init(scratch: scratch, name: "session-app")
+        let script = """
+        import http.server, re, sys
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                cookie = self.headers.get("Cookie", "")
+                user = re.search(r"(?:^|; )session=(user-[0-9]+)(?:;|$)", cookie)
+                self.send_response(200 if self.path == "/auth/whoami" and (user or "session=anonymous" in cookie) else 401)
+                if self.path == "/auth/whoami" and user:
+                    self.send_header("X-User-Id", user.group(1))
+                    self.send_header("X-User-Email", user.group(1) + "@example.com")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            def log_message(self, *args):
+                pass
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """
+        try start("/usr/bin/python3", ["-c", script, String(port)])
+    }
 }
 
 /// Real h2o (Debian's h2o, with its mruby) on 127.0.0.1, with
