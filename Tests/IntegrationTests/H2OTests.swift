@@ -21,4 +21,14 @@ import TestSupport
         let stack = try Self.served()
         _ = try RecipeChecks.shortLoadWithoutErrors(stack.server, "h2o fastcgi")
     }
+
+    @Test func theAdminRouteKnowsTheSitesOwnOrigin() throws {
+        let stack = try Self.served()
+        let origin = "http://127.0.0.1:\(stack.server.port)"
+        let same = try stack.server.admin("POST", "jwt/project", json: #"{"name":"origin"}"#, headers: [("Origin", origin)])
+        #expect(same.status == 201, "a same-origin POST: \(same.text)")
+        let foreign = try stack.server.admin("POST", "jwt/project", json: #"{"name":"origin"}"#,
+                                             headers: [("Origin", "https://evil.example")])
+        #expect(foreign.status == 403 && foreign.errorCode == "cross_origin")
+    }
 }

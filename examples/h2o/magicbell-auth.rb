@@ -18,7 +18,10 @@ class MagicBellAuth
   def call(env)
     status, headers, body = @htpasswd.call(env)
     return [status, headers, body] unless status == 399
-    return [399, {}, []] unless @identity
-    [399, { "x-fallthru-set-MAGICBELL_USER_EXTERNAL_ID" => headers["x-fallthru-set-remote-user"] }, []]
+    # The origin the browser addressed, for the admin route's same-origin
+    # check (h2o sends no REQUEST_SCHEME).
+    set = { "x-fallthru-set-MAGICBELL_SITE_ORIGIN" => "#{env["rack.url_scheme"]}://#{env["HTTP_HOST"]}" }
+    set["x-fallthru-set-MAGICBELL_USER_EXTERNAL_ID"] = headers["x-fallthru-set-remote-user"] if @identity
+    [399, set, []]
   end
 end

@@ -97,7 +97,9 @@ final class Apache: ServerProcess, @unchecked Sendable {
     ///   - defines: the recipe's `Define`s; `MAGICBELL_USERS`, `MAGICBELL_ADMINS` and
     ///     `MAGICBELL_SCRAPERS` are set to the test's password files.
     ///   - replacing: text of the recipe to replace, as a user edits it.
-    init(scratch: Scratch, recipe: String, defines: [String: String], replacing: [String: String] = [:]) throws {
+    ///   - site: the site's own directives, before the recipe's Include.
+    init(scratch: Scratch, recipe: String, defines: [String: String], replacing: [String: String] = [:],
+         site: String = "") throws {
         cgiReports = scratch.file("apache/cgi-reports")
         try super.init(scratch: scratch, name: "apache")
         let fm = FileManager.default
@@ -113,8 +115,9 @@ final class Apache: ServerProcess, @unchecked Sendable {
         // must read the scratch files and reach the responder's socket.
         let asRoot = geteuid() == 0
         if asRoot { chmod(scratch.path, 0o755) }
-        let modules = ["mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_basic", "proxy",
-                       "proxy_fcgi", "cgid", "alias", "rewrite", "env"]
+        // As Debian enables them by default: access_compat (Order, Allow, Satisfy) included.
+        let modules = ["mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_basic", "access_compat",
+                       "proxy", "proxy_fcgi", "cgid", "alias", "rewrite", "env"]
         let conf = """
         ServerRoot \(root)
         PidFile \(root)/run/httpd.pid
@@ -130,6 +133,7 @@ final class Apache: ServerProcess, @unchecked Sendable {
         <VirtualHost 127.0.0.1:\(port)>
             \(allDefines.sorted { $0.key < $1.key }.map { "Define \($0.key) \($0.value)" }.joined(separator: "\n    "))
             \(Self.sanitizerEnvironment(reports: cgiReports))
+            \(site)
             Include \(root)/\(recipe)
         </VirtualHost>
         """
