@@ -2,29 +2,17 @@ import Foundation
 import Testing
 import TestSupport
 
-/// Caddy 2.6 (Debian's caddy) with the recipes in examples/caddy/: the
-/// fastcgi transport of reverse_proxy, basicauth per route, or forward_auth
-/// to the site's own session check for the token route.
+/// What is particular to Caddy 2.6 (Debian's caddy) and examples/caddy/:
+/// its path cleaning, and forward_auth to the site's own session check for the
+/// token route; the checks every recipe shares are in ServerRecipeTests.
 @Suite(.serialized) struct CaddyTests {
-    static func served() throws -> RecipeChecks.Served<Caddy> { try RecipeChecks.Served { try Caddy(scratch: $0.scratch, socket: $0.socket) } }
-
-    @Test func aTokenForTheAuthenticatedUserOnly() throws {
-        let stack = try Self.served()
-        try RecipeChecks.tokenForTheAuthenticatedUserOnly(stack.server, log: stack.server.errorLog)
-    }
-
-    @Test func adminCreateListRevokeAndAScraperThatSeesOnlyMetrics() throws {
-        let stack = try Self.served()
-        try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.server, stack.backend)
+    @Test func cleanedPathsReachNoAdminOperation() throws {
+        let stack = try ServerRecipeTests.FastCGI.caddy.start()
         // Caddy cleans the path before it matches; what it forwards keeps the
         // empty or dot segments, which the admin route refuses as no operation.
         #expect(try stack.server.admin("GET", "/jwt/project").status == 404)
         #expect(try stack.server.admin("GET", "metrics/../jwt/project").status == 404)
-    }
-
-    @Test func aShortLoadHasNoErrors() throws {
-        let stack = try Self.served()
-        _ = try RecipeChecks.shortLoadWithoutErrors(stack.server, "caddy fastcgi transport")
+        #expect(try stack.backend.fake.requests().isEmpty)
     }
 
     @Test func forwardAuth_theIdentityComesFromTheSiteAppOnly() throws {

@@ -57,10 +57,24 @@ class ServerProcess: WebServer, @unchecked Sendable {
         try Sockets.waitForListener(port: port, name, child, log: log)
     }
 
+    /// What the server logged, for a failing expectation's message.
+    var errorLog: String { child?.stderr ?? "" }
+
+    /// Copies a recipe from the repository into `root`, edited as a user
+    /// edits it: each `replacing` key must be in the file.
+    func install(recipe: String, replacing: [String: String]) throws {
+        var text = try String(contentsOfFile: Project.root.appendingPathComponent(recipe).path, encoding: .utf8)
+        for (old, new) in replacing {
+            guard text.contains(old) else { throw Sockets.Failure(description: "\(recipe) has no \(old)") }
+            text = text.replacingOccurrences(of: old, with: new)
+        }
+        try text.write(toFile: "\(root)/\(URL(fileURLWithPath: recipe).lastPathComponent)", atomically: true, encoding: .utf8)
+    }
+
     deinit { child?.stop() }
 }
 
-/// The password files every server's recipe uses, and the recipes themselves, hashed by the openssl CLI
+/// The password files every server's recipe uses, hashed by the openssl CLI
 /// (apr1, which nginx, Apache and lighttpd read): `htpasswd` with demo/demo,
 /// alice/alice and bob/bob; `magicbell-admin.htpasswd` with admin/admin;
 /// `magicbell-metrics.htpasswd` with prometheus/prometheus.
@@ -72,17 +86,6 @@ enum Passwords {
         try (try ["demo", "alice", "bob"].map(line)).joined().write(toFile: "\(directory)/htpasswd", atomically: true, encoding: .utf8)
         try line("admin").write(toFile: "\(directory)/magicbell-admin.htpasswd", atomically: true, encoding: .utf8)
         try line("prometheus").write(toFile: "\(directory)/magicbell-metrics.htpasswd", atomically: true, encoding: .utf8)
-    }
-
-    /// Copies a recipe from the repository into `directory`, edited as a
-    /// user edits it: each `replacing` key must be in the file.
-    static func install(recipe: String, into directory: String, replacing: [String: String]) throws {
-        var text = try String(contentsOfFile: Project.root.appendingPathComponent(recipe).path, encoding: .utf8)
-        for (old, new) in replacing {
-            guard text.contains(old) else { throw Sockets.Failure(description: "\(recipe) has no \(old)") }
-            text = text.replacingOccurrences(of: old, with: new)
-        }
-        try text.write(toFile: "\(directory)/\(URL(fileURLWithPath: recipe).lastPathComponent)", atomically: true, encoding: .utf8)
     }
 }
 
@@ -106,7 +109,7 @@ final class Apache: ServerProcess, @unchecked Sendable {
         for dir in ["logs", "run"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
         try fm.createDirectory(atPath: cgiReports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         try Passwords.write(into: root)
-        try Passwords.install(recipe: "examples/apache/\(recipe)", into: root, replacing: replacing)
+        try install(recipe: "examples/apache/\(recipe)", replacing: replacing)
         let allDefines = defines.merging([
             "MAGICBELL_USERS": "\(root)/htpasswd", "MAGICBELL_ADMINS": "\(root)/magicbell-admin.htpasswd",
             "MAGICBELL_SCRAPERS": "\(root)/magicbell-metrics.htpasswd",
@@ -138,7 +141,7 @@ final class Apache: ServerProcess, @unchecked Sendable {
         </VirtualHost>
         """
         try conf.write(toFile: "\(root)/httpd.conf", atomically: true, encoding: .utf8)
-        try start("/usr/sbin/apache2", ["-f", "\(root)/httpd.conf", "-DFOREGROUND"], log: { readText("\(self.root)/logs/error.log") })
+        try start("/usr/sbin/apache2", ["-f", "\(root)/httpd.conf", "-DFOREGROUND"], log: { self.errorLog })
     }
 
     /// A sanitized binary run by Apache as a CGI program gets only the
@@ -154,7 +157,7 @@ final class Apache: ServerProcess, @unchecked Sendable {
         }.joined(separator: "\n    ")
     }
 
-    var errorLog: String { readText("\(root)/logs/error.log") }
+    override var errorLog: String { readText("\(root)/logs/error.log") }
 
     deinit {
         child?.stop()
@@ -210,7 +213,7 @@ final class Lighttpd: ServerProcess, @unchecked Sendable {
         try Passwords.write(into: root)
         let examples = Project.root.appendingPathComponent("examples/lighttpd").path
         try fm.copyItem(atPath: "\(examples)/magicbell-identity.lua", toPath: "\(root)/magicbell-identity.lua")
-        try Passwords.install(recipe: "examples/lighttpd/\(recipe)", into: root, replacing: replacing)
+        try install(recipe: "examples/lighttpd/\(recipe)", replacing: replacing)
         let all = variables.merging([
             "magicbell_users": "\(root)/htpasswd", "magicbell_admins": "\(root)/magicbell-admin.htpasswd",
             "magicbell_scrapers": "\(root)/magicbell-metrics.htpasswd", "magicbell_identity": "\(root)/magicbell-identity.lua",
@@ -232,7 +235,7 @@ final class Lighttpd: ServerProcess, @unchecked Sendable {
         try start("/usr/sbin/lighttpd", ["-D", "-f", "\(root)/lighttpd.conf"], log: { self.errorLog })
     }
 
-    var errorLog: String { readText("\(root)/error.log") }
+    override var errorLog: String { readText("\(root)/error.log") }
 }
 
 /// Real HAProxy (Debian's haproxy) in the foreground on 127.0.0.1: a
@@ -247,7 +250,7 @@ final class HAProxy: ServerProcess, @unchecked Sendable {
             try names.map { "    user \($0) password \(try runProcess("/usr/bin/openssl", ["passwd", "-6", $0]).output)" }
                 .joined(separator: "\n")
         }
-        try Passwords.install(recipe: "examples/haproxy/magicbell-fcgi.cfg", into: root, replacing: [
+        try install(recipe: "examples/haproxy/magicbell-fcgi.cfg", replacing: [
             "    user alice password $6$REPLACE-ME": try users(["demo", "alice", "bob"]),
             "    user ops password $6$REPLACE-ME": try users(["admin"]),
             "    user prometheus password $6$REPLACE-ME": try users(["prometheus"]),
@@ -273,7 +276,6 @@ final class HAProxy: ServerProcess, @unchecked Sendable {
         try start("/usr/sbin/haproxy", ["-db", "-f", "\(root)/haproxy.cfg", "-f", "\(root)/magicbell-fcgi.cfg"])
     }
 
-    var errorLog: String { child.stderr }
 }
 
 /// Real Caddy (Debian's caddy) on 127.0.0.1 over plain HTTP, with the
@@ -294,7 +296,7 @@ final class Caddy: ServerProcess, @unchecked Sendable {
             return "\(name) \(line.split(separator: ":", maxSplits: 1)[1])"
         }
         let socketLine = ["unix//run/magicbell-fcgi/fcgi.sock": "unix/\(socket)"]
-        try Passwords.install(recipe: "examples/caddy/magicbell-admin.caddy", into: root, replacing: socketLine.merging([
+        try install(recipe: "examples/caddy/magicbell-admin.caddy", replacing: socketLine.merging([
             "ops $2a$14$REPLACE-ME": try user("admin"),
             "prometheus $2a$14$REPLACE-ME": try user("prometheus"),
         ]) { $1 })
@@ -302,13 +304,13 @@ final class Caddy: ServerProcess, @unchecked Sendable {
         switch token {
         case .basicauth:
             tokenRecipe = "magicbell-token-basicauth.caddy"
-            try Passwords.install(recipe: "examples/caddy/\(tokenRecipe)", into: root, replacing: socketLine.merging([
+            try install(recipe: "examples/caddy/\(tokenRecipe)", replacing: socketLine.merging([
                 "alice $2a$14$REPLACE-ME": try ["demo", "alice", "bob"].map(user).joined(separator: "\n\t\t"),
             ]) { $1 })
         case .forwardAuth(let port):
             tokenRecipe = "magicbell-token-forward-auth.caddy"
-            try Passwords.install(recipe: "examples/caddy/\(tokenRecipe)", into: root,
-                                  replacing: socketLine.merging(["127.0.0.1:3000": "127.0.0.1:\(port)"]) { $1 })
+            try install(recipe: "examples/caddy/\(tokenRecipe)",
+                        replacing: socketLine.merging(["127.0.0.1:3000": "127.0.0.1:\(port)"]) { $1 })
         }
         let site = """
         {
@@ -327,7 +329,6 @@ final class Caddy: ServerProcess, @unchecked Sendable {
                   environment: ["HOME": root, "XDG_DATA_HOME": root, "XDG_CONFIG_HOME": root])
     }
 
-    var errorLog: String { child.stderr }
 }
 
 /// A site's own session check, as the app-session recipes expect it:
@@ -372,7 +373,7 @@ final class H2O: ServerProcess, @unchecked Sendable {
         try users(["prometheus"], "metrics.htpasswd")
         try FileManager.default.copyItem(atPath: Project.root.appendingPathComponent("examples/h2o/magicbell-auth.rb").path,
                                          toPath: "\(root)/magicbell-auth.rb")
-        try Passwords.install(recipe: "examples/h2o/magicbell-paths.conf", into: root, replacing: [
+        try install(recipe: "examples/h2o/magicbell-paths.conf", replacing: [
             "/etc/h2o/magicbell-auth.rb": "\(root)/magicbell-auth.rb",
             "/etc/h2o/magicbell-users.htpasswd": "\(root)/users.htpasswd",
             "/etc/h2o/magicbell-admin.htpasswd": "\(root)/admin.htpasswd",
@@ -397,5 +398,5 @@ final class H2O: ServerProcess, @unchecked Sendable {
         try start("/usr/bin/h2o", ["-c", "\(root)/h2o.conf"], log: { self.errorLog })
     }
 
-    var errorLog: String { readText("\(root)/error.log") }
+    override var errorLog: String { readText("\(root)/error.log") }
 }
