@@ -52,13 +52,16 @@ final class AdminEndpoint {
             defer { context.adminGate.leave() }
             let answer: APIResponse
             switch call {
-            case .list(let list): answer = try forward(list, with: client)
-            case .discard(let discard): answer = try forward(discard, with: client)
+            case .list(let list): answer = try forward(list, with: client).answer
+            case .discard(let discard): answer = try forward(discard, with: client).answer
             case .create(let create):
-                answer = try forward(create, with: client)
-                // The new token's id, never its value; also from an answer that is not quite the model.
+                let (forwarded, created) = try forward(create, with: client)
+                answer = forwarded
+                // The new token's id, never its value; from the model, or from
+                // a success that is not quite the model (decoded only then).
                 if entry.target == nil, (200..<300).contains(answer.status) {
-                    entry.target = (try? JSONDecoder().decode(CreatedTokenID.self, from: Data(answer.body)))?.tokenID
+                    entry.target = created?.tokenID
+                        ?? (try? JSONDecoder().decode(CreatedTokenID.self, from: Data(answer.body)))?.tokenID
                 }
             }
             entry.outcome = (200..<300).contains(answer.status) ? "ok" : "upstream_error"
@@ -106,15 +109,17 @@ final class AdminEndpoint {
     /// to the operation's model, or a 4xx/5xx, when the body is JSON. A success that is JSON but not the model is still
     /// forwarded: the call took effect upstream (a create's one-time token
     /// is in it). Anything else is a 502 or 504.
-    private func forward<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient) throws(EndpointError) -> APIResponse {
+    /// The decoded model comes back too, when there is one.
+    private func forward<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient)
+        throws(EndpointError) -> (answer: APIResponse, value: Answer?) {
         do {
             let answered = try context.perform(call, with: client)
-            return APIResponse(status: answered.status, body: answered.body)
+            return (APIResponse(status: answered.status, body: answered.body), answered.value)
         } catch .http(let status, let body), .undecodable(let status, let body) {
             guard (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil else {
                 throw .upstreamInvalid("the body is not JSON (status \(status))")
             }
-            return APIResponse(status: status, body: body)
+            return (APIResponse(status: status, body: body), nil)
         } catch {
             throw EndpointError(upstream: error)
         }
