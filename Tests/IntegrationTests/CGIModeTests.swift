@@ -91,8 +91,7 @@ import TestSupport
             "MAGICBELL_ROUTE": "admin", "REQUEST_METHOD": "POST", "SCRIPT_NAME": "/magicbell-admin/jwt/project",
             "REQUEST_URI": "/magicbell-admin/jwt/project", "CONTENT_TYPE": "application/json",
             "CONTENT_LENGTH": String(body.utf8.count), "MAGICBELL_USER_EXTERNAL_ID": "ops",
-            "MAGICBELL_PROJECT_TOKEN": fake.token, "MAGICBELL_API_URL": fake.baseURL.absoluteString,
-        ]) { $1 }
+        ].merging(Responder.upstream(fake)) { $1 }) { $1 }
         // §4.2: bytes after CONTENT_LENGTH are not the body.
         let answer = try cgi(environment, stdin: body + "garbage that is not read")
         #expect(answer.status == 201, "\(answer.body)")

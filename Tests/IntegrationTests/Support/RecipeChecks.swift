@@ -30,9 +30,7 @@ enum RecipeChecks {
             fake = try FakeMagicBell()
             responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"),
                                                                     "--socket-mode", "0666", "--workers", "4"],
-                                      environment: Responder.environment([
-                                          "MAGICBELL_PROJECT_TOKEN": fake.token, "MAGICBELL_API_URL": fake.baseURL.absoluteString,
-                                          "MAGICBELL_UPSTREAM_TIMEOUT": "5"]))
+                                      environment: Responder.environment(Responder.upstream(fake)))
         }
     }
 

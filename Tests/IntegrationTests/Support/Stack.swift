@@ -149,14 +149,7 @@ final class Stack {
          serverExtra: String = "", httpExtra: String = "") throws {
         self.scratch = try scratch ?? Scratch()
         self.fake = fake ? try FakeMagicBell() : nil
-        var environment: [String: String] = [:]
-        if let fake = self.fake {
-            environment["MAGICBELL_PROJECT_TOKEN"] = fake.token
-            environment["MAGICBELL_API_URL"] = fake.baseURL.absoluteString
-            // Generous: the whole suite runs in parallel, under ASan in CI.
-            // Tests of the timeout itself set their own.
-            environment["MAGICBELL_UPSTREAM_TIMEOUT"] = "5"
-        }
+        let environment = self.fake.map(Responder.upstream) ?? [:]
         let socket = self.scratch.file("fcgi.sock")
         responder = try Responder(scratch: self.scratch,
                                   arguments: ["serve", "--socket", socket, "--workers", String(workers)] + arguments,
@@ -181,6 +174,13 @@ final class Responder {
         var env = ["MAGICBELL_API_KEY": Project.apiKey, "MAGICBELL_SECRET_KEY": Project.secret, "MAGICBELL_TOKEN_TTL": "600"]
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
         return env.merging(extra) { $1 }
+    }
+
+    /// The variables that point the responder at the fake MagicBell, with a
+    /// generous timeout: the whole suite runs in parallel, under ASan in CI.
+    /// Tests of the timeout itself set their own.
+    static func upstream(_ fake: FakeMagicBell) -> [String: String] {
+        ["MAGICBELL_PROJECT_TOKEN": fake.token, "MAGICBELL_API_URL": fake.baseURL.absoluteString, "MAGICBELL_UPSTREAM_TIMEOUT": "5"]
     }
 
     /// Starts `serve` and waits until it accepts connections.
