@@ -2,8 +2,10 @@
 import PackageDescription
 
 // Layers, bottom to top (a target only imports the ones below it):
-//   CFastCGI, CLibCrypto      C shims over libfcgi and OpenSSL's libcrypto
+//   CFastCGI, CLibCrypto,     C shims over libfcgi and OpenSSL's libcrypto
+//   CLibSSL                   and libssl
 //   MagicBellJWT              HS256 User JWT minting and verification
+//   OneShotHTTP               an HTTP/1.1 client, one exchange per connection, TLS by libssl
 //   MagicBellAPI              a client for MagicBell's JwtService (six operations)
 //   FastCGIServer             a threaded libfcgi responder (FCGX_Accept_r)
 //   MagicBellFCGIApp          routing, identity, configuration, error mapping
@@ -17,6 +19,7 @@ let package = Package(
         .library(name: "MagicBellJWT", targets: ["MagicBellJWT"]),
         .library(name: "FastCGIServer", targets: ["FastCGIServer"]),
         .library(name: "MagicBellAPI", targets: ["MagicBellAPI"]),
+        .library(name: "OneShotHTTP", targets: ["OneShotHTTP"]),
         // For Fuzz/ (libFuzzer targets), which drives the app's parsers directly.
         .library(name: "MagicBellFCGIApp", targets: ["MagicBellFCGIApp"]),
     ],
@@ -34,12 +37,22 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CLibSSL",
+            pkgConfig: "libssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "MagicBellJWT",
             dependencies: ["CLibCrypto"]
         ),
         .target(
-            name: "MagicBellAPI"
+            name: "OneShotHTTP",
+            dependencies: ["CLibSSL"]
+        ),
+        .target(
+            name: "MagicBellAPI",
+            dependencies: ["OneShotHTTP"]
         ),
         .target(
             name: "FastCGIServer",
@@ -74,8 +87,13 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(
+            name: "OneShotHTTPTests",
+            dependencies: ["OneShotHTTP", "TestSupport"],
+            exclude: ["scripted_server.py"]
+        ),
+        .testTarget(
             name: "MagicBellAPITests",
-            dependencies: ["MagicBellAPI", "TestSupport"]
+            dependencies: ["MagicBellAPI", "OneShotHTTP", "TestSupport"]
         ),
         .testTarget(
             name: "MagicBellFCGIAppTests",

@@ -1,8 +1,6 @@
-import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-import Synchronization
+import Dispatch
+import FoundationEssentials
+import OneShotHTTP
 
 public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
     /// MagicBell answered with a status of 400 or more; the raw body is kept.
@@ -34,43 +32,50 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
 
 /// A client for MagicBell's JwtService, authenticated with a project token.
 ///
-/// One core (`start`) sends every call: a deadline of `timeout` (URLSession's,
-/// and a hard stop a little after it that completes the call whatever the
-/// transport does), answers capped at `maxResponseBytes`, redirects never
-/// followed (the project token must not travel to another host), never a
-/// retry (the creates are not idempotent). Two surfaces over it: blocking,
-/// for thread-per-request servers such as this one, and async, which also
-/// stops the call when its task is cancelled.
+/// One core (`send`) makes every call over `OneShotClient`: one connection
+/// per call, a deadline of `timeout` for all of it (name lookup included),
+/// answers capped at `maxResponseBytes`, redirects never followed (the
+/// project token must not travel to another host), never a retry (the
+/// creates are not idempotent). Two surfaces over it: blocking, for
+/// thread-per-request servers such as this one, and async, which also stops
+/// the call when its task is cancelled.
 public final class JWTServiceClient: Sendable {
     public static let defaultBaseURL = URL(string: "https://api.magicbell.com/v2")!
     public static let defaultTimeout: Double = 10
     public static let maxResponseBytes = 1 << 20
-    /// How long after `timeout` the hard stop fires, if URLSession has not
-    /// ended the call by then.
-    static let hardStopMargin = 0.25
 
     public let baseURL: URL
     public let timeout: Double
-    private let projectToken: String
-    private let session: URLSession
-    private let tasks: PendingCalls
+    private let endpoint: HTTPEndpoint?
+    /// The base URL's path, without a trailing slash, percent-encoded as given.
+    private let basePath: String
+    private let fields: [HTTPField]
+    private let http: OneShotClient
 
+    /// `caFile`: trust only this PEM file's certificates for HTTPS, instead
+    /// of the system's store (which OpenSSL's SSL_CERT_FILE and SSL_CERT_DIR
+    /// also change).
     public init(projectToken: String, baseURL: URL = JWTServiceClient.defaultBaseURL,
-                timeout: Double = JWTServiceClient.defaultTimeout, userAgent: String = "magicbell-fcgi") {
-        self.projectToken = projectToken
+                timeout: Double = JWTServiceClient.defaultTimeout, userAgent: String = "magicbell-fcgi",
+                caFile: String? = nil) {
         self.baseURL = baseURL
         self.timeout = timeout
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.httpCookieStorage = nil
-        configuration.httpAdditionalHeaders = ["User-Agent": userAgent]
-        tasks = PendingCalls(limit: Self.maxResponseBytes)
-        session = URLSession(configuration: configuration, delegate: tasks, delegateQueue: nil)
+        endpoint = Self.endpoint(of: baseURL)
+        var path = baseURL.path(percentEncoded: true)
+        while path.hasSuffix("/") { path.removeLast() }
+        basePath = path
+        fields = [HTTPField(name: "Authorization", value: "Bearer \(projectToken)"),
+                  HTTPField(name: "Accept", value: "application/json"),
+                  HTTPField(name: "User-Agent", value: userAgent)]
+        http = OneShotClient(caFile: caFile)
     }
 
-    deinit { session.invalidateAndCancel() }
+    private static func endpoint(of url: URL) -> HTTPEndpoint? {
+        guard let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http",
+              var host = url.host(percentEncoded: false), !host.isEmpty else { return nil }
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return HTTPEndpoint(secure: scheme == "https", host: host, port: url.port)
+    }
 
     // MARK: Typed calls
 
@@ -107,84 +112,83 @@ public final class JWTServiceClient: Sendable {
 
     /// Sends the request and waits for the answer, whatever its status.
     public func send(_ request: APIRequest) throws(MagicBellAPIError) -> APIResponse {
-        let outcome = Outcome()
-        _ = start(request) { outcome.set($0) }
-        // `start` completes every call by its hard stop; the bound here only
-        // keeps a worker from waiting forever should Dispatch never run it.
-        // (Synchronization has no blocking wait; DispatchSemaphore is the toolchain's.)
-        guard outcome.done.wait(timeout: .now() + timeout + 5) == .success else {
-            throw .timeout(seconds: timeout)
-        }
-        return try outcome.get()
+        try send(request, cancellation: nil)
     }
 
     /// Sends the request; cancelling the task cancels the call.
     public func send(_ request: APIRequest) async throws(MagicBellAPIError) -> APIResponse {
         // A create must not reach MagicBell for a caller that has gone.
         guard !Task.isCancelled else { throw .cancelled }
-        let running = Mutex<(task: URLSessionTask?, cancelled: Bool)>((nil, false))
+        let cancellation = Cancellation()
         let result: Result<APIResponse, MagicBellAPIError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let task = start(request) { continuation.resume(returning: $0) }
-                let cancelled = running.withLock { state in
-                    state.task = task
-                    return state.cancelled
+                // The exchange blocks its thread until its deadline at most:
+                // on Dispatch's pool, never the cooperative one.
+                DispatchQueue.global().async { [self] in
+                    do throws(MagicBellAPIError) {
+                        continuation.resume(returning: .success(try send(request, cancellation: cancellation)))
+                    } catch {
+                        continuation.resume(returning: .failure(error))
+                    }
                 }
-                if cancelled, let task { tasks.finish(task.taskIdentifier, with: .failure(.cancelled)) }
             }
         } onCancel: {
-            let task = running.withLock { state in
-                state.cancelled = true
-                return state.task
-            }
-            if let task { tasks.finish(task.taskIdentifier, with: .failure(.cancelled)) }
+            cancellation.cancel()
         }
         return try result.get()
+    }
+
+    private func send(_ request: APIRequest, cancellation: Cancellation?) throws(MagicBellAPIError) -> APIResponse {
+        guard let endpoint else {
+            throw .unreachable("the request URL could not be made from MAGICBELL_API_URL")
+        }
+        var headers = fields
+        if request.body != nil { headers.append(HTTPField(name: "Content-Type", value: "application/json")) }
+        let message = HTTPRequestMessage(method: request.operation.method, target: target(for: request),
+                                         fields: headers, body: request.body)
+        do {
+            let answer = try http.exchange(message, with: endpoint, timeout: timeout,
+                                           bodyLimit: Self.maxResponseBytes, cancellation: cancellation)
+            return APIResponse(status: answer.status, body: answer.body, fields: answer.fields)
+        } catch {
+            throw Self.error(for: error, timeout: timeout)
+        }
+    }
+
+    private static func error(for failure: ExchangeFailure, timeout: Double) -> MagicBellAPIError {
+        switch failure {
+        case .timedOut: .timeout(seconds: timeout)
+        case .cancelled: .cancelled
+        case .unreachable(let why): .unreachable(why)
+        case .tls(let why): .unreachable("TLS failed: \(why)")
+        case .dropped(let why): .unreachable(why)
+        case .malformed(let why): .invalidResponse("not an HTTP answer: \(why)")
+        case .tooLarge(let limit): .invalidResponse("the answer is larger than \(limit) bytes")
+        case .invalidRequest(let why): .unreachable(why)
+        }
+    }
+
+    /// The request target (origin form): the base URL's path, the
+    /// operation's path with its one parameter encoded as one segment, the query.
+    func target(for request: APIRequest) -> String {
+        var path = request.operation.pathTemplate
+        if let name = request.operation.pathParameter {
+            path = path.replacing("{\(name)}", with: PercentEncoding.encode(request.pathValue ?? ""))
+        }
+        var target = basePath + "/" + path
+        if !request.query.isEmpty {
+            target += "?" + request.query.map { PercentEncoding.encode($0.name) + "=" + PercentEncoding.encode($0.value) }
+                .joined(separator: "&")
+        }
+        return target
     }
 
     /// The URL a request goes to; nil only if `baseURL` cannot take the
     /// encoded path (then nothing is sent).
     public func url(for request: APIRequest) -> URL? {
-        var path = request.operation.pathTemplate
-        if let name = request.operation.pathParameter {
-            path = path.replacingOccurrences(of: "{\(name)}", with: PercentEncoding.encode(request.pathValue ?? ""))
-        }
-        var text = baseURL.absoluteString
-        while text.hasSuffix("/") { text.removeLast() }
-        text += "/" + path
-        if !request.query.isEmpty {
-            text += "?" + request.query.map { PercentEncoding.encode($0.name) + "=" + PercentEncoding.encode($0.value) }
-                .joined(separator: "&")
-        }
-        return URL(string: text)
-    }
-
-    /// The one core: starts the call; `completion` runs exactly once, by
-    /// `timeout` + `hardStopMargin` at the latest (at once, with no task, if
-    /// the URL cannot be made).
-    private func start(_ request: APIRequest,
-                       completion: @escaping @Sendable (Result<APIResponse, MagicBellAPIError>) -> Void) -> URLSessionTask? {
-        guard let url = url(for: request) else {
-            completion(.failure(.unreachable("the request URL could not be made from MAGICBELL_API_URL")))
-            return nil
-        }
-        var urlRequest = URLRequest(url: url)
-        urlRequest.httpMethod = request.operation.method
-        urlRequest.timeoutInterval = timeout
-        urlRequest.setValue("Bearer \(projectToken)", forHTTPHeaderField: "Authorization")
-        urlRequest.setValue("application/json", forHTTPHeaderField: "Accept")
-        // A fresh connection per call: libcurl (under URLSession on Linux)
-        // silently re-sends a request whose reused connection dropped, and a
-        // create must never be sent twice.
-        urlRequest.setValue("close", forHTTPHeaderField: "Connection")
-        if let body = request.body {
-            urlRequest.httpBody = Data(body)
-            urlRequest.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let task = session.dataTask(with: urlRequest)
-        tasks.register(task, timeout: timeout, hardStop: timeout + Self.hardStopMargin, completion: completion)
-        task.resume()
-        return task
+        guard endpoint != nil, let scheme = baseURL.scheme, let authority = baseURL.host(percentEncoded: true) else { return nil }
+        let port = baseURL.port.map { ":\($0)" } ?? ""
+        return URL(string: "\(scheme)://\(authority)\(port)\(target(for: request))")
     }
 
     // MARK: The six operations, async, named as in MagicBell's SDKs.
@@ -211,21 +215,5 @@ public final class JWTServiceClient: Sendable {
 
     public func fetchUserTokens(userID: String, _ page: Pagination = Pagination()) async throws(MagicBellAPIError) -> TokenList {
         try await perform(.fetchUserTokens(userID: userID, page)).value
-    }
-}
-
-/// A blocking caller's slot for its one result.
-private final class Outcome: Sendable {
-    let done = DispatchSemaphore(value: 0)
-    private let result = Mutex<Result<APIResponse, MagicBellAPIError>?>(nil)
-
-    func set(_ value: Result<APIResponse, MagicBellAPIError>) {
-        result.withLock { $0 = value }
-        done.signal()
-    }
-
-    func get() throws(MagicBellAPIError) -> APIResponse {
-        // Set before `done` was signalled; the fallback is unreachable.
-        try (result.withLock { $0 } ?? .failure(.unreachable("no answer"))).get()
     }
 }

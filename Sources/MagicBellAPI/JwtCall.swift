@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import OneShotHTTP
 
 /// One call to the JwtService, before it is sent.
 public struct APIRequest: Sendable {
@@ -18,14 +19,21 @@ public struct APIRequest: Sendable {
     }
 }
 
-/// What MagicBell answered: any status, the raw body.
+/// What MagicBell answered: any status, the raw body, the header fields.
 public struct APIResponse: Sendable, Equatable {
     public let status: Int
     public let body: [UInt8]
+    public let fields: [HTTPField]
 
-    public init(status: Int, body: [UInt8]) {
+    public init(status: Int, body: [UInt8], fields: [HTTPField] = []) {
         self.status = status
         self.body = body
+        self.fields = fields
+    }
+
+    /// The first header field of that name (any case), if any.
+    public func field(_ name: String) -> String? {
+        HTTPResponseMessage(status: status, fields: fields, body: []).field(name)
     }
 }
 

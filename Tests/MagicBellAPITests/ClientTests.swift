@@ -104,7 +104,9 @@ import FoundationNetworking
         _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
         var start = Date()
         await #expect(throws: MagicBellAPIError.timeout(seconds: 1)) { try await client.fetchProjectTokens() }
-        #expect(Date().timeIntervalSince(start) < 2)
+        // The fake never answers: ending at all proves the deadline. The bound is loose because the
+        // awaiting task resumes on the cooperative pool, which other suites' blocking tests can hold.
+        #expect(Date().timeIntervalSince(start) < 5)
 
         let slow = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 30)
         _ = try fake.control("misbehave", #"{"mode":"hang"}"#)

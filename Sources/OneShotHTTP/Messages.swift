@@ -1,0 +1,55 @@
+/// One header field as received: the name as sent, the value without OWS.
+public struct HTTPField: Sendable, Equatable {
+    public let name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+
+    /// Field names are case-insensitive (RFC 9110 §5.1); `lowercase` is.
+    func isNamed(_ lowercase: String) -> Bool {
+        name.utf8.count == lowercase.utf8.count && name.lowercased() == lowercase
+    }
+}
+
+/// A complete answer: its status, its fields, and its body after the
+/// transfer coding is removed.
+public struct HTTPResponseMessage: Sendable, Equatable {
+    public let status: Int
+    public let fields: [HTTPField]
+    public let body: [UInt8]
+
+    public init(status: Int, fields: [HTTPField], body: [UInt8]) {
+        self.status = status
+        self.fields = fields
+        self.body = body
+    }
+
+    /// The first field of that name (any case), if any.
+    public func field(_ name: String) -> String? {
+        let lowercase = name.lowercased()
+        return fields.first { $0.isNamed(lowercase) }?.value
+    }
+}
+
+/// Why an exchange produced no answer.
+public enum ExchangeFailure: Error, Equatable, Sendable {
+    /// The whole exchange (name lookup included) did not end within the timeout.
+    case timedOut
+    /// `Cancellation.cancel()` was called.
+    case cancelled
+    /// No connection: the name did not resolve, or every address refused.
+    case unreachable(String)
+    /// The TLS handshake failed: an untrusted or mismatched certificate, or no common protocol.
+    case tls(String)
+    /// The connection ended before the answer was complete.
+    case dropped(String)
+    /// The bytes are not an HTTP/1.x answer (RFC 9112).
+    case malformed(String)
+    /// The body is larger than the limit.
+    case tooLarge(limit: Int)
+    /// The request cannot be sent as given (a control character in a field); nothing was sent.
+    case invalidRequest(String)
+}

@@ -1,0 +1,221 @@
+import Foundation
+import Glibc
+import Testing
+import TestSupport
+@testable import OneShotHTTP
+
+/// `scripted_server.py`, started for one test: every connection gets the same scripted answer.
+final class ScriptedServer: @unchecked Sendable {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("scripted_server.py").path
+    let process = Process()
+    let port: Int
+    let requestsFile: String
+
+    /// `steps`: the JSON list the script plays (see scripted_server.py).
+    init(_ steps: [[String: Any]], tls: TestCertificates.Pair? = nil) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("scripted-\(UUID().uuidString)").path
+        requestsFile = base + ".requests"
+        var arguments = ["python3", Self.script, "--port-file", base + ".port", "--requests-file", requestsFile]
+        if let tls { arguments += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        input.fileHandleForWriting.write(try JSONSerialization.data(withJSONObject: steps))
+        try input.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: base + ".port") && Date() < deadline { usleep(10_000) }
+        port = Int((try? String(contentsOfFile: base + ".port", encoding: .utf8)) ?? "") ?? 0
+        try? FileManager.default.removeItem(atPath: base + ".port")
+        guard port > 0 else { throw CocoaError(.featureUnsupported) }
+    }
+
+    deinit {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: requestsFile)
+    }
+
+    /// The heads of the requests received, oldest first.
+    func requests() -> [(head: String, body: String)] {
+        let text = (try? String(contentsOfFile: requestsFile, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap {
+            guard let object = try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] else { return nil }
+            return (object["head"] ?? "", object["body"] ?? "")
+        }
+    }
+}
+
+/// Certificates made with the openssl command for one test run.
+enum TestCertificates {
+    struct Pair: Sendable { let certificate: String; let key: String }
+
+    /// A self-signed certificate for `subjectAltName` (e.g. "DNS:localhost,IP:127.0.0.1").
+    static func make(_ subjectAltName: String) throws -> Pair {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cert-\(UUID().uuidString)").path
+        let made = try runProcess("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                                              "-nodes", "-days", "1", "-subj", "/CN=test", "-addext", "subjectAltName=\(subjectAltName)",
+                                              "-keyout", base + ".key", "-out", base + ".pem"])
+        guard made.status == 0 else { throw CocoaError(.featureUnsupported, userInfo: [NSDebugDescriptionErrorKey: made.stderr]) }
+        return Pair(certificate: base + ".pem", key: base + ".key")
+    }
+}
+
+@Suite struct ClientTests {
+    nonisolated(unsafe) static let ok: [[String: Any]] = [["send": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Request-Id: r1\r\n\r\nok"]]
+
+    static func get(_ target: String = "/v2/jwt/project?limit=1") -> HTTPRequestMessage {
+        HTTPRequestMessage(method: "GET", target: target, fields: [HTTPField(name: "Authorization", value: "Bearer t")])
+    }
+
+    @Test func sendsOneRequestPerConnectionAndReadsTheAnswer() throws {
+        let server = try ScriptedServer(Self.ok)
+        let client = OneShotClient()
+        let endpoint = HTTPEndpoint(secure: false, host: "127.0.0.1", port: server.port)
+        let answer = try client.exchange(Self.get(), with: endpoint, timeout: 5, bodyLimit: 1024)
+        #expect(answer.status == 200 && answer.body == Array("ok".utf8) && answer.field("x-request-id") == "r1")
+
+        let post = HTTPRequestMessage(method: "POST", target: "/v2/jwt/project", fields: [], body: Array(#"{"name":"a"}"#.utf8))
+        _ = try client.exchange(post, with: endpoint, timeout: 5, bodyLimit: 1024)
+        let seen = server.requests()
+        #expect(seen.count == 2)
+        #expect(seen[0].head == "GET /v2/jwt/project?limit=1 HTTP/1.1\r\nHost: 127.0.0.1:\(server.port)\r\nAuthorization: Bearer t\r\nConnection: close")
+        #expect(seen[1].head.contains("\r\nContent-Length: 12\r\n") && seen[1].body == #"{"name":"a"}"#)
+
+        // A name is looked up (on its own thread, within the deadline); IPv6 literals get brackets in Host.
+        let byName = try client.exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "localhost", port: server.port),
+                                         timeout: 5, bodyLimit: 1024)
+        #expect(byName.status == 200)
+        #expect(HTTPEndpoint(secure: true, host: "::1", port: 8443).authority == "[::1]:8443")
+        #expect(HTTPEndpoint(secure: true, host: "api.magicbell.com").authority == "api.magicbell.com")
+    }
+
+    @Test func aFieldThatWouldSplitTheRequestIsNeverSent() throws {
+        let server = try ScriptedServer(Self.ok)
+        let endpoint = HTTPEndpoint(secure: false, host: "127.0.0.1", port: server.port)
+        for field in [HTTPField(name: "Authorization", value: "Bearer t\r\nX-Injected: 1"), HTTPField(name: "Bad Name", value: "v"),
+                      HTTPField(name: "X", value: "a\u{0}b")] {
+            var request = Self.get()
+            request.fields = [field]
+            #expect(throws: ExchangeFailure.self) { try OneShotClient().exchange(request, with: endpoint, timeout: 5, bodyLimit: 1024) }
+        }
+        #expect(throws: ExchangeFailure.self) { try OneShotClient().exchange(Self.get("/a b"), with: endpoint, timeout: 5, bodyLimit: 1024) }
+        #expect(server.requests().isEmpty)
+    }
+
+    @Test func theDeadlineHoldsAgainstATrickleAndAHang() throws {
+        // One byte every 50 ms: each read succeeds, so only a deadline over the whole exchange stops it.
+        let trickle = try ScriptedServer([["trickle": "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + String(repeating: "x", count: 100), "every": 0.05]])
+        var start = Date()
+        #expect(throws: ExchangeFailure.timedOut) {
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: trickle.port), timeout: 1, bodyLimit: 1024)
+        }
+        #expect(Date().timeIntervalSince(start) < 1.5)
+
+        let hang = try ScriptedServer([["hang": true]])
+        start = Date()
+        #expect(throws: ExchangeFailure.timedOut) {
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: hang.port), timeout: 0.5, bodyLimit: 1024)
+        }
+        #expect(Date().timeIntervalSince(start) < 1)
+    }
+
+    @Test func cancellationEndsTheWaitAtOnce() throws {
+        let hang = try ScriptedServer([["hang": true]])
+        let cancellation = Cancellation()
+        let cancelled = SetOnce()
+        let thread = Thread {
+            do {
+                _ = try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: hang.port),
+                                                 timeout: 30, bodyLimit: 1024, cancellation: cancellation)
+            } catch {
+                cancelled.set("\(error)")
+            }
+        }
+        let start = Date()
+        thread.start()
+        usleep(200_000)
+        cancellation.cancel()
+        while cancelled.value == nil && Date().timeIntervalSince(start) < 10 { usleep(10_000) }
+        #expect(cancelled.value == "cancelled")
+        #expect(Date().timeIntervalSince(start) < 2, "cancelled, not timed out at 30 s")
+        // A call made with a cancellation already cancelled sends nothing.
+        #expect(throws: ExchangeFailure.cancelled) {
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: hang.port),
+                                         timeout: 5, bodyLimit: 1024, cancellation: cancellation)
+        }
+        #expect(hang.requests().count == 1)
+    }
+
+    @Test func refusedDroppedAndOversized() throws {
+        // Port 9 (discard) on loopback has no listener here.
+        #expect(throws: ExchangeFailure.unreachable("connection refused")) {
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: 9), timeout: 2, bodyLimit: 1024)
+        }
+        #expect(throws: ExchangeFailure.unreachable("host not found")) {
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "no-such-host.invalid", port: 80), timeout: 5, bodyLimit: 1024)
+        }
+        let drop = try ScriptedServer([])
+        #expect(throws: ExchangeFailure.dropped("the connection closed before an answer")) {
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: drop.port), timeout: 2, bodyLimit: 1024)
+        }
+        let big = try ScriptedServer([["send": "HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "x", count: 5000)]])
+        #expect(throws: ExchangeFailure.tooLarge(limit: 4096)) {
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: big.port), timeout: 2, bodyLimit: 4096)
+        }
+    }
+
+    @Test func tlsChecksTheCertificateAndTheName() throws {
+        let good = try TestCertificates.make("DNS:localhost,IP:127.0.0.1")
+        let server = try ScriptedServer(Self.ok, tls: good)
+        let trusting = OneShotClient(caFile: good.certificate)
+        for host in ["localhost", "127.0.0.1"] {
+            let answer = try trusting.exchange(Self.get(), with: HTTPEndpoint(secure: true, host: host, port: server.port), timeout: 5, bodyLimit: 1024)
+            #expect(answer.status == 200 && answer.body == Array("ok".utf8), "\(host)")
+        }
+
+        // Not in the trust store: the system's (the test certificate is self-signed), or another CA file.
+        let other = try TestCertificates.make("DNS:localhost,IP:127.0.0.1")
+        for client in [OneShotClient(), OneShotClient(caFile: other.certificate)] {
+            let failure = #expect(throws: ExchangeFailure.self) {
+                try client.exchange(Self.get(), with: HTTPEndpoint(secure: true, host: "localhost", port: server.port), timeout: 5, bodyLimit: 1024)
+            }
+            guard case .tls(let why) = failure else { Issue.record("\(String(describing: failure))"); continue }
+            #expect(why.contains("certificate verify failed"), "\(why)")
+        }
+
+        // Trusted, but for another name: refused, whether the host is a name or an IP literal.
+        let elsewhere = try TestCertificates.make("DNS:api.example.com")
+        let misnamed = try ScriptedServer(Self.ok, tls: elsewhere)
+        for host in ["localhost", "127.0.0.1"] {
+            let failure = #expect(throws: ExchangeFailure.self) {
+                try OneShotClient(caFile: elsewhere.certificate).exchange(Self.get(), with: HTTPEndpoint(secure: true, host: host, port: misnamed.port),
+                                                                          timeout: 5, bodyLimit: 1024)
+            }
+            guard case .tls(let why) = failure else { Issue.record("\(String(describing: failure))"); continue }
+            #expect(why.contains("mismatch"), "\(why)")
+        }
+        #expect(misnamed.requests().isEmpty, "nothing was sent to a server that failed the check")
+
+        // Over TLS a body framed by the close needs close_notify: without it the answer may be cut short.
+        let unframed = try ScriptedServer([["send": "HTTP/1.1 200 OK\r\n\r\npartial"]], tls: good)
+        #expect(throws: ExchangeFailure.dropped("the connection closed without TLS close_notify")) {
+            try trusting.exchange(Self.get(), with: HTTPEndpoint(secure: true, host: "localhost", port: unframed.port), timeout: 5, bodyLimit: 1024)
+        }
+        // A plain HTTP server on an https endpoint is a TLS failure, not an answer.
+        let plain = try ScriptedServer([["at_once": true], ["send": "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"]])
+        let failure = #expect(throws: ExchangeFailure.self) {
+            try trusting.exchange(Self.get(), with: HTTPEndpoint(secure: true, host: "localhost", port: plain.port), timeout: 5, bodyLimit: 1024)
+        }
+        guard case .tls = failure else { Issue.record("\(String(describing: failure))"); return }
+    }
+}
+
+/// A value one thread sets and another polls.
+final class SetOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: String?
+    var value: String? { lock.withLock { stored } }
+    func set(_ value: String) { lock.withLock { stored = value } }
+}
