@@ -25,6 +25,11 @@ int pipe2(int pipefd[2], int flags);
 static inline int mbf_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, 02000000 /* O_CLOEXEC */ | 04000 /* O_NONBLOCK */); }
 static inline int mbf_set_pipe_size(int fd, int size) { return fcntl(fd, 1031 /* F_SETPIPE_SZ */, size); }
 
+// pthread_setname_np is GNU: the workers' names, as top(1) and gdb show them.
+#include <pthread.h>
+int pthread_setname_np(pthread_t thread, const char *name);
+static inline int mbf_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
 // No core file, and no ptrace by same-uid processes: a crash must never
 // write the secret key to disk. prctl is variadic, which Swift cannot call.
 static inline int mbf_forbid_core_dumps(void) {

@@ -1,6 +1,7 @@
 import Glibc
 import CFastCGI
-import Foundation
+import Dispatch
+import FoundationEssentials
 import Logging
 
 /// Handles requests on one worker thread. Each worker gets its own responder
@@ -184,12 +185,10 @@ public final class FastCGIServer: @unchecked Sendable {
         }
         for (index, worker) in workers.enumerated() {
             finished.enter()
-            let thread = Thread { [self] in
+            try WorkerThread.start(named: "fcgi-worker-\(index)") { [self] in
                 workerLoop(worker)
                 finished.leave()
             }
-            thread.name = "fcgi-worker-\(index)"
-            thread.start()
         }
         logger.info("listening", metadata: ["address": "\(socket.address)", "workers": "\(options.workers)"])
 

@@ -1,6 +1,6 @@
 import Glibc
 import FastCGIServer
-import Foundation
+import FoundationEssentials
 import MagicBellAPI
 import MagicBellJWT
 
@@ -116,7 +116,7 @@ final class AdminEndpoint {
             let answered = try context.perform(call, with: client)
             return (APIResponse(status: answered.status, body: answered.body), answered.value)
         } catch .http(let status, let body), .undecodable(let status, let body) {
-            guard (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) != nil else {
+            guard JSONValue.parse(body) != nil else {
                 throw .upstreamInvalid("the body is not JSON (status \(status))")
             }
             return (APIResponse(status: status, body: body), nil)

@@ -1,6 +1,6 @@
 import Glibc
 import FastCGIServer
-import Foundation
+import FoundationEssentials
 import MagicBellAPI
 
 /// Turns an admin request into the one MagicBell call it stands for, or
@@ -105,7 +105,7 @@ enum AdminRequest {
     /// The body of a create, read within the limit.
     static func body(_ request: some RequestParameters & RequestBodyReader) throws(EndpointError) -> [UInt8] {
         guard let contentType = request.string("CONTENT_TYPE"),
-              contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased() == "application/json" else {
+              contentType.split(separator: ";").first?.trimmingWhitespace.lowercased() == "application/json" else {
             throw .unsupportedMediaType
         }
         if let length = request.string("CONTENT_LENGTH").flatMap(Int.init), length > maxBodyBytes {

@@ -1,5 +1,6 @@
 import FastCGIServer
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 
 /// `magicbell-fcgi` started as a CGI program (Apache `mod_cgi`/`mod_cgid`,
@@ -23,7 +24,7 @@ public enum CGIProgram {
         let logger = Logger(label: "magicbell-fcgi")
         var response = HTTPResponse()
         do {
-            let configuration = try Configuration.load(from: ProcessInfo.processInfo.environment)
+            let configuration = try Configuration.load(from: Configuration.processEnvironment())
             let responder = try MagicBellResponder(configuration: configuration, logger: logger)
             responder.handle(CGIRequest(), &response)
         } catch {

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import MagicBellJWT
 
 /// The responder's configuration, read from the environment.
@@ -118,7 +119,7 @@ public struct Configuration: Sendable {
         }
         if let text = environment["MAGICBELL_ALLOWED_ORIGINS"] {
             allowedOrigins = try text.split(separator: ",").map { item throws(ConfigurationError) in
-                let trimmed = item.trimmingCharacters(in: .whitespaces)
+                let trimmed = item.trimmingWhitespace
                 guard let origin = Origin.normalize(trimmed) else {
                     throw ConfigurationError("MAGICBELL_ALLOWED_ORIGINS",
                         "must be a comma-separated list of origins like https://admin.example.com (got \"\(trimmed.prefix(64))\")")
@@ -145,6 +146,22 @@ public struct Configuration: Sendable {
             }
             mintTokenName = name
         }
+    }
+
+    /// The process's `MAGICBELL_*` variables: everything `load(from:)`
+    /// reads. Read from `environ` directly: ProcessInfo copies every
+    /// variable, which a CGI process (whose environment also holds the
+    /// request's meta-variables) would pay for on each request.
+    public static func processEnvironment() -> [String: String] {
+        var variables: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            defer { entry += 1 }
+            guard strncmp(pointer, "MAGICBELL_", 10) == 0, let equals = strchr(pointer, 0x3D) else { continue }
+            let name = UnsafeRawBufferPointer(start: pointer, count: equals - pointer)
+            variables[String(decoding: name, as: UTF8.self)] = String(cString: equals + 1)
+        }
+        return variables
     }
 
     static func parseAPIURL(_ text: String) throws(ConfigurationError) -> URL {
@@ -224,19 +241,36 @@ public struct Configuration: Sendable {
     public static func readFile(_ path: String) throws -> [UInt8] {
         // Read at most one byte past the limit, so a huge or endless file
         // (a device, a FIFO) cannot exhaust memory.
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw FileError(errno: errno) }
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: maxSecretFileBytes + 1)
+        var filled = 0
+        while filled < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + filled, $0.count - filled) }
+            if count == 0 { break }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw FileError(errno: errno)
+            }
+            filled += count
         }
-        defer { try? handle.close() }
-        let data = try handle.read(upToCount: maxSecretFileBytes + 1) ?? Data()
-        return Array(data)
+        return Array(bytes[0..<filled])
+    }
+
+    /// An open(2) or read(2) failure, by its errno.
+    struct FileError: Error {
+        let errno: Int32
     }
 
     private static func reason(_ error: any Error) -> String {
-        if let cocoa = error as? CocoaError, cocoa.code == .fileReadNoSuchFile {
-            return FileManager.default.fileExists(atPath: cocoa.filePath ?? "") ? "permission denied" : "no such file"
+        guard let file = error as? FileError else { return "\(error)" }
+        switch file.errno {
+        case ENOENT: return "no such file"
+        case EACCES: return "permission denied"
+        case EISDIR: return "is a directory"
+        default: return String(cString: strerror(file.errno))
         }
-        return "\(error.localizedDescription)"
     }
 
     /// A human summary for `check-config`, without the secret.

@@ -35,3 +35,13 @@ public final class ParameterList: RequestParameters, RequestBodyReader {
         storage["\(name)"].map { UnsafeBufferPointer($0) }
     }
 }
+
+extension StringProtocol {
+    /// Without leading and trailing whitespace (what a person may type
+    /// around a list item in an environment variable or a media type).
+    package var trimmingWhitespace: String {
+        guard let first = firstIndex(where: { !$0.isWhitespace }),
+              let last = lastIndex(where: { !$0.isWhitespace }) else { return "" }
+        return String(self[first...last])
+    }
+}

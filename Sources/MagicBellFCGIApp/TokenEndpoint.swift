@@ -1,6 +1,6 @@
 import Glibc
 import FastCGIServer
-import Foundation
+import FoundationEssentials
 import MagicBellAPI
 import MagicBellJWT
 
@@ -16,12 +16,6 @@ final class TokenEndpoint {
     private let clock: @Sendable () -> Int
     /// Set in api mode.
     private let api: (client: JWTServiceClient, tokenName: String)?
-    private let dates = ISO8601DateFormatter()
-    private let fractionalDates: ISO8601DateFormatter = {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter
-    }()
 
     init(context: AppContext) throws {
         let configuration = context.configuration
@@ -82,10 +76,18 @@ final class TokenEndpoint {
             throw .upstreamInvalid("not a created token")
         }
         let now = clock()
-        let expiresAt = created.expiresAt.flatMap { dates.date(from: $0) ?? fractionalDates.date(from: $0) }
+        let expiresAt = created.expiresAt.flatMap { (try? CreatedExpiry.plain.parse($0)) ?? (try? CreatedExpiry.fractional.parse($0)) }
             .map { Int($0.timeIntervalSince1970) } ?? now + minter.ttl
         response.body.append(contentsOf: #"{"token":"#.utf8)
         try? ClaimsJSON.appendString(created.token, to: &response.body)
         Self.finishAnswer(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), &response)
     }
+}
+
+/// How MagicBell writes a created token's `expires_at`. Made on first use
+/// (static lets are lazy): a format style costs a calendar and a time zone,
+/// which a CGI process on the local mint path must not pay for.
+private enum CreatedExpiry {
+    static let plain = Date.ISO8601FormatStyle()
+    static let fractional = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
 }

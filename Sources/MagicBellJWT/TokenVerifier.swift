@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Checks an HS256 token the way MagicBell would: signature first (constant
 /// time), `alg` exactly `HS256` (never `none`, never another algorithm), and
@@ -26,14 +26,10 @@ public final class TokenVerifier {
 
     public struct Verified {
         /// The decoded claims.
-        public let claims: [String: Any]
+        public let claims: [String: JSONValue]
         public let expiresAt: Int
         /// The claims as compact JSON with sorted keys.
-        public var claimsJSON: String {
-            let data = (try? JSONSerialization.data(withJSONObject: claims,
-                                                    options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-            return String(decoding: data, as: UTF8.self)
-        }
+        public var claimsJSON: String { JSONValue.object(claims).text }
     }
 
     private let hmac: HMACSHA256
@@ -49,7 +45,7 @@ public final class TokenVerifier {
 
         guard let headerBytes = Base64URL.decode(parts[0]) else { throw .malformed("the header is not base64url") }
         guard let header = Self.jsonObject(headerBytes) else { throw .malformed("the header is not a JSON object") }
-        guard let alg = header["alg"] as? String else { throw .unsupportedAlgorithm("(missing)") }
+        guard let alg = header["alg"]?.string else { throw .unsupportedAlgorithm("(missing)") }
         guard alg == "HS256" else { throw .unsupportedAlgorithm(alg) }
         // RFC 7515 §4.1.11: extensions we do not understand must be rejected.
         if header["crit"] != nil { throw .malformed("the header has crit extensions") }
@@ -61,20 +57,14 @@ public final class TokenVerifier {
 
         guard let payloadBytes = Base64URL.decode(parts[1]) else { throw .malformed("the payload is not base64url") }
         guard let claims = Self.jsonObject(payloadBytes) else { throw .malformed("the payload is not a JSON object") }
-        guard let exp = Self.integer(claims["exp"]) else { throw .missingExpiry }
+        guard let exp = claims["exp"]?.integer else { throw .missingExpiry }
         guard exp > now else { throw .expired(at: exp) }
-        if let nbf = Self.integer(claims["nbf"]), nbf > now { throw .notYetValid(at: nbf) }
+        if let nbf = claims["nbf"]?.integer, nbf > now { throw .notYetValid(at: nbf) }
         return Verified(claims: claims, expiresAt: exp)
     }
 
-    private static func jsonObject(_ bytes: [UInt8]) -> [String: Any]? {
-        (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any]
-    }
-
-    private static func integer(_ value: Any?) -> Int? {
-        guard let value, !(value is Bool) else { return nil }
-        if let n = value as? Int { return n }
-        if let d = value as? Double, d.rounded() == d, abs(d) < 1e15 { return Int(d) }
-        return nil
+    private static func jsonObject(_ bytes: [UInt8]) -> [String: JSONValue]? {
+        guard case .object(let members) = JSONValue.parse(bytes) else { return nil }
+        return members
     }
 }

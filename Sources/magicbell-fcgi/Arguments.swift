@@ -39,3 +39,15 @@ struct PeerUIDs {
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 extension LogFormat: ExpressibleByArgument {}
+
+/// The variables serve reads, one per line, for --help and the man page.
+/// (Here and not in main.swift, whose globals are made eagerly, in order:
+/// a CGI process would build this help for every request.)
+let environmentHelp: String = {
+    let all = Configuration.variables + [
+        ("FCGI_WEB_SERVER_ADDRS", "libfcgi's allow-list of TCP peers (comma-separated IPv4/IPv6 addresses); unset: any"),
+        ("GATEWAY_INTERFACE", "CGI/1.x: run as a CGI program (set by the web server; the arguments are then ignored)"),
+    ]
+    let width = all.map(\.name.count).max()! + 2
+    return all.map { "  " + $0.name + String(repeating: " ", count: width - $0.name.count) + $0.meaning }.joined(separator: "\n")
+}()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FastCGIServer
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import MagicBellFCGIApp
 import MagicBellJWT
@@ -12,27 +13,18 @@ import MagicBellJWT
 let configurationExitCode = ExitCode(78)
 
 func fail(_ message: String, _ code: ExitCode) -> ExitCode {
-    FileHandle.standardError.write(Data("magicbell-fcgi: \(message)\n".utf8))
+    let line = Array("magicbell-fcgi: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     return code
 }
 
 func loadConfiguration() throws -> Configuration {
     do {
-        return try Configuration.load(from: ProcessInfo.processInfo.environment)
+        return try Configuration.load(from: Configuration.processEnvironment())
     } catch {
         throw fail("\(error)", configurationExitCode)
     }
 }
-
-/// The variables serve reads, one per line, for --help and the man page.
-let environmentHelp: String = {
-    let all = Configuration.variables + [
-        ("FCGI_WEB_SERVER_ADDRS", "libfcgi's allow-list of TCP peers (comma-separated IPv4/IPv6 addresses); unset: any"),
-        ("GATEWAY_INTERFACE", "CGI/1.x: run as a CGI program (set by the web server; the arguments are then ignored)"),
-    ]
-    let width = all.map(\.name.count).max()! + 2
-    return all.map { "  " + $0.name.padding(toLength: width, withPad: " ", startingAt: 0) + $0.meaning }.joined(separator: "\n")
-}()
 
 struct MagicBellFCGI: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -122,7 +114,7 @@ struct Serve: ParsableCommand {
         let configuration: Configuration
         let peers: PeerPolicy
         do {
-            configuration = try Configuration.load(from: ProcessInfo.processInfo.environment).checked(workers: workers)
+            configuration = try Configuration.load(from: Configuration.processEnvironment()).checked(workers: workers)
             peers = try peerPolicy(peerUIDs: peerUID?.uids)
         } catch {
             throw fail("\(error)", configurationExitCode)
@@ -145,7 +137,7 @@ struct Serve: ParsableCommand {
         // swap the configuration in; a bad one is refused, the old one stays.
         let reload = {
             do {
-                let fresh = try Configuration.load(from: ProcessInfo.processInfo.environment).checked(workers: workers)
+                let fresh = try Configuration.load(from: Configuration.processEnvironment()).checked(workers: workers)
                 holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers, metrics: metrics))
                 logger.notice("configuration reloaded")
             } catch {
@@ -229,14 +221,11 @@ struct Mint: ParsableCommand {
         var response = HTTPResponse()
         responder.handle(ParameterList(params), &response)
 
-        let body = Data(response.body)
-        guard response.status == 200,
-              let answer = try? JSONSerialization.jsonObject(with: body) as? [String: Any],
-              let token = answer["token"] as? String else {
-            let error = (try? JSONSerialization.jsonObject(with: body) as? [String: Any])?["error"] as? [String: Any]
-            throw fail("cannot mint: \(error?["message"] as? String ?? "status \(response.status)")", .failure)
+        let answer = JSONValue.parse(response.body)
+        guard response.status == 200, let token = answer?["token"]?.string else {
+            throw fail("cannot mint: \(answer?["error"]?["message"]?.string ?? "status \(response.status)")", .failure)
         }
-        print(json ? String(decoding: body, as: UTF8.self) : token)
+        print(json ? String(decoding: response.body, as: UTF8.self) : token)
     }
 }
 
@@ -252,15 +241,15 @@ struct Verify: ParsableCommand {
     func run() throws {
         let secret: SecretKey
         do {
-            secret = try Configuration.loadSecretKey(from: ProcessInfo.processInfo.environment)
+            secret = try Configuration.loadSecretKey(from: Configuration.processEnvironment())
         } catch {
             throw fail("\(error)", configurationExitCode)
         }
         var text = token
         if text == "-" {
-            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile().prefix(64 * 1024), as: UTF8.self)
+            text = String(decoding: readStandardInput(limit: 64 * 1024), as: UTF8.self)
         }
-        text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        text = text.trimmingWhitespace
         do {
             let verified = try TokenVerifier(secret: secret).verify(text, now: Int(Date().timeIntervalSince1970))
             print(verified.claimsJSON)
@@ -268,6 +257,19 @@ struct Verify: ParsableCommand {
             throw fail("invalid token: \(error)", .failure)
         }
     }
+}
+
+/// Standard input up to `limit` bytes (a token is far smaller).
+func readStandardInput(limit: Int) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: limit)
+    var filled = 0
+    while filled < limit {
+        let count = bytes.withUnsafeMutableBytes { read(0, $0.baseAddress! + filled, limit - filled) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { break }
+        filled += count
+    }
+    return Array(bytes[0..<filled])
 }
 
 struct CheckConfig: ParsableCommand {
@@ -288,7 +290,7 @@ struct CheckConfig: ParsableCommand {
         let configuration: Configuration
         let peers: PeerPolicy
         do {
-            configuration = try Configuration.load(from: ProcessInfo.processInfo.environment).checked(workers: workers)
+            configuration = try Configuration.load(from: Configuration.processEnvironment()).checked(workers: workers)
             peers = try peerPolicy(peerUIDs: nil)
         } catch {
             throw fail("\(error)", configurationExitCode)

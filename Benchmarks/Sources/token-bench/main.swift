@@ -1,10 +1,11 @@
 // token-bench: mints User JWTs in process on one thread and prints tokens/s,
-// next to a reference measured in the same run: OpenSSL HMAC-SHA256 alone,
-// in a C loop, over a signing input of the same length, with the same reused
-// keyed context (the floor no token can go under).
+// next to a reference measured in the same run: the product's HMAC-SHA256
+// alone (the CLibCrypto shim), in a C loop, over a signing input of the same
+// length, with the same reused keyed context (the floor no token can go under).
 //
 //   swift run -c release --package-path Benchmarks token-bench [seconds-per-round]
 //   token-bench --count N     mint N tokens untimed (for valgrind's allocation count)
+import Foundation // String(format:)
 import Glibc
 import HMACReference
 import MagicBellJWT
