@@ -1,6 +1,7 @@
 import CLibCrypto
 
-/// HMAC-SHA256 with the key prepared once (OpenSSL's EVP_MAC).
+/// HMAC-SHA256 with the key prepared once (OpenSSL's libcrypto; see the
+/// CLibCrypto shim for which of its APIs, and why).
 ///
 /// Not thread-safe: give each worker thread its own instance, so the token
 /// path shares no lock and no mutable state across workers.
@@ -11,7 +12,7 @@ public final class HMACSHA256 {
         public var description: String { "OpenSSL could not create an HMAC-SHA256 context" }
     }
 
-    private let ctx: OpaquePointer
+    private let ctx: UnsafeMutablePointer<mbf_hmac>
 
     public init(key: SecretKey) throws {
         let made = key.bytes.withUnsafeBufferPointer { mbf_hmac_sha256_new($0.baseAddress, $0.count) }
@@ -19,7 +20,7 @@ public final class HMACSHA256 {
         ctx = made
     }
 
-    deinit { EVP_MAC_CTX_free(ctx) }
+    deinit { mbf_hmac_sha256_free(ctx) }
 
     /// The MAC of `message`, written to the 32 bytes at `out` (the token
     /// path writes it straight into the token; a package helper, not API).
