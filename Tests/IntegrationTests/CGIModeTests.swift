@@ -14,6 +14,7 @@ import TestSupport
         let stderr: String
         var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
         var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+        var errorMessage: String { (json["error"] as? [String: Any])?["message"] as? String ?? "" }
     }
 
     static let server = [
@@ -82,6 +83,30 @@ import TestSupport
         environment["MAGICBELL_SECRET_KEY"] = nil
         environment["MAGICBELL_SECRET_KEY_FILE"] = scratch.file("secret")
         #expect(try cgi(environment).status == 200)
+    }
+
+    /// MagicBell over HTTPS through the real binary: the certificate is
+    /// checked against the trust store OpenSSL's SSL_CERT_FILE names (as
+    /// docs/configuration.md says), and a certificate it does not trust is a
+    /// 502 that says why, with nothing sent.
+    @Test func adminCallsOverHTTPSTrustWhatSSLCertFileNames() throws {
+        let certificate = try TestCertificates.make("IP:127.0.0.1")
+        let fake = try FakeMagicBell(tls: certificate)
+        #expect(fake.baseURL.absoluteString.hasPrefix("https://127.0.0.1:"))
+        var environment = Self.server.merging([
+            "MAGICBELL_ROUTE": "admin", "SCRIPT_NAME": "/magicbell-admin/jwt/project",
+            "REQUEST_URI": "/magicbell-admin/jwt/project", "MAGICBELL_USER_EXTERNAL_ID": "ops",
+        ].merging(Responder.upstream(fake)) { $1 }) { $1 }
+        environment["SSL_CERT_FILE"] = certificate.certificate
+        let listed = try cgi(environment)
+        #expect(listed.status == 200, "\(listed.body) \(listed.stderr)")
+        #expect(listed.json["data"] as? [Any] != nil)
+
+        environment["SSL_CERT_FILE"] = try TestCertificates.make("IP:127.0.0.1").certificate
+        let refused = try cgi(environment)
+        #expect(refused.status == 502 && refused.errorCode == "upstream_unreachable")
+        #expect(refused.errorMessage.contains("certificate verify failed"), "\(refused.body)")
+        #expect(!refused.stderr.contains(fake.token) && !refused.body.contains(fake.token))
     }
 
     @Test func theAdminRouteReadsExactlyContentLengthBytes() throws {

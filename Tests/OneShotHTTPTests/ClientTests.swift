@@ -47,21 +47,6 @@ final class ScriptedServer: @unchecked Sendable {
     }
 }
 
-/// Certificates made with the openssl command for one test run.
-enum TestCertificates {
-    struct Pair: Sendable { let certificate: String; let key: String }
-
-    /// A self-signed certificate for `subjectAltName` (e.g. "DNS:localhost,IP:127.0.0.1").
-    static func make(_ subjectAltName: String) throws -> Pair {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cert-\(UUID().uuidString)").path
-        let made = try runProcess("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                                              "-nodes", "-days", "1", "-subj", "/CN=test", "-addext", "subjectAltName=\(subjectAltName)",
-                                              "-keyout", base + ".key", "-out", base + ".pem"])
-        guard made.status == 0 else { throw CocoaError(.featureUnsupported, userInfo: [NSDebugDescriptionErrorKey: made.stderr]) }
-        return Pair(certificate: base + ".pem", key: base + ".key")
-    }
-}
-
 @Suite struct ClientTests {
     nonisolated(unsafe) static let ok: [[String: Any]] = [["send": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Request-Id: r1\r\n\r\nok"]]
 

@@ -11,14 +11,19 @@ public final class FakeMagicBell: @unchecked Sendable {
     let process = Process()
     public let port: Int
     public let token: String
-    public var baseURL: URL { URL(string: "http://127.0.0.1:\(port)/v2")! }
+    public let scheme: String
+    public var baseURL: URL { URL(string: "\(scheme)://127.0.0.1:\(port)/v2")! }
 
-    public init(token: String = Canary.secret("pt_test")) throws {
+    /// `tls`: serve HTTPS with that certificate (its control endpoints too,
+    /// which `control` then cannot reach: a TLS fake is for the client's checks).
+    public init(token: String = Canary.secret("pt_test"), tls: TestCertificates.Pair? = nil) throws {
         self.token = token
+        scheme = tls == nil ? "http" : "https"
         let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("fake-\(UUID().uuidString)").path
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Self.root.appendingPathComponent("scripts/fake-magicbell").path,
                              "--token", token, "--port-file", portFile]
+            + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? [])
         process.standardError = FileHandle.nullDevice
         try process.run()
         let deadline = Date().addingTimeInterval(10)
@@ -61,5 +66,23 @@ public final class FakeMagicBell: @unchecked Sendable {
     /// Every API request the fake received, oldest first.
     public func requests() throws -> [[String: Any]] {
         (try JSONSerialization.jsonObject(with: try control("requests")) as? [[String: Any]]) ?? []
+    }
+}
+
+/// Certificates made with the openssl command, for one test.
+public enum TestCertificates {
+    public struct Pair: Sendable {
+        public let certificate: String
+        public let key: String
+    }
+
+    /// A self-signed certificate (P-256, one day) for `subjectAltName`, e.g. "DNS:localhost,IP:127.0.0.1".
+    public static func make(_ subjectAltName: String) throws -> Pair {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cert-\(UUID().uuidString)").path
+        let made = try runProcess("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                                              "-nodes", "-days", "1", "-subj", "/CN=test", "-addext", "subjectAltName=\(subjectAltName)",
+                                              "-keyout", base + ".key", "-out", base + ".pem"])
+        guard made.status == 0 else { throw CocoaError(.featureUnsupported, userInfo: [NSDebugDescriptionErrorKey: made.stderr]) }
+        return Pair(certificate: base + ".pem", key: base + ".key")
     }
 }
