@@ -3,7 +3,7 @@ import json, os, resource, secrets, statistics, subprocess, sys, time
 
 import jwt
 
-binary, reference, per_round, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+static, shared, reference, per_round, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 secret = secrets.token_hex(32)
 env = {
     "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": "GET",
@@ -11,10 +11,11 @@ env = {
     "MAGICBELL_USER_EXTERNAL_ID": "usr_l70vln", "MAGICBELL_USER_EMAIL": "person@example.com",
     "MAGICBELL_API_KEY": "pk_bench", "MAGICBELL_SECRET_KEY": secret, "MAGICBELL_TOKEN_TTL": "3600",
 }
-programs = {"magicbell-fcgi (CGI mode)": binary, "C reference": reference, "/bin/true": "/bin/true"}
+OURS, SHARED = "magicbell-fcgi, static stdlib", "magicbell-fcgi, shared stdlib"
+programs = {OURS: static, SHARED: shared, "C reference": reference, "/bin/true": "/bin/true"}
 
 # Both programs answer with a token PyJWT accepts, for the same claims.
-for name in ("magicbell-fcgi (CGI mode)", "C reference"):
+for name in (OURS, SHARED, "C reference"):
     out = subprocess.run([programs[name]], env=env, capture_output=True, check=True).stdout.decode()
     head, _, body = out.partition("\r\n\r\n")
     assert head.startswith("Status: 200"), (name, out)
@@ -34,5 +35,5 @@ print(f"cgi-bench {time.strftime('%Y-%m-%d')}: {rounds} interleaved rounds of {p
       f"mean wall time per request (median of rounds)")
 for name, values in times.items():
     print(f"  {name:28s} {statistics.median(values):6.2f} ms   (rounds: {', '.join(f'{v:.2f}' for v in values)})")
-ours, floor = statistics.median(times["magicbell-fcgi (CGI mode)"]), statistics.median(times["C reference"])
-print(f"  magicbell-fcgi / C reference: {ours / floor:.1f}x; target: 5 ms")
+ours, floor = statistics.median(times[OURS]), statistics.median(times["C reference"])
+print(f"  magicbell-fcgi (static) / C reference: {ours / floor:.1f}x; target: 5 ms")
