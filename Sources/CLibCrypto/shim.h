@@ -44,11 +44,15 @@ static inline mbf_hmac *mbf_hmac_sha256_new(const unsigned char *key, size_t key
     } else if (key_len > 0) {
         memcpy(block, key, key_len);
     }
+    // One call per statement: the order in which C evaluates the operands
+    // of `&` is unspecified, and Update before Init would key nothing.
     int ok = 1;
     for (int i = 0; i < SHA256_CBLOCK; i++) pad[i] = block[i] ^ 0x36;
-    ok &= SHA256_Init(&h->inner) & SHA256_Update(&h->inner, pad, SHA256_CBLOCK);
+    ok &= SHA256_Init(&h->inner);
+    ok &= SHA256_Update(&h->inner, pad, SHA256_CBLOCK);
     for (int i = 0; i < SHA256_CBLOCK; i++) pad[i] = block[i] ^ 0x5c;
-    ok &= SHA256_Init(&h->outer) & SHA256_Update(&h->outer, pad, SHA256_CBLOCK);
+    ok &= SHA256_Init(&h->outer);
+    ok &= SHA256_Update(&h->outer, pad, SHA256_CBLOCK);
     OPENSSL_cleanse(block, sizeof block);
     OPENSSL_cleanse(pad, sizeof pad);
     if (ok != 1) {
@@ -87,9 +91,11 @@ static inline int mbf_hmac_sha256(mbf_hmac *h, const unsigned char *message, siz
 #ifndef OPENSSL_NO_DEPRECATED_3_0
     SHA256_CTX ctx = h->inner;
     unsigned char inner[SHA256_DIGEST_LENGTH];
-    int ok = SHA256_Update(&ctx, message, length) & SHA256_Final(inner, &ctx);
+    int ok = SHA256_Update(&ctx, message, length);
+    ok &= SHA256_Final(inner, &ctx);
     ctx = h->outer;
-    ok &= SHA256_Update(&ctx, inner, sizeof inner) & SHA256_Final(out, &ctx);
+    ok &= SHA256_Update(&ctx, inner, sizeof inner);
+    ok &= SHA256_Final(out, &ctx);
     OPENSSL_cleanse(&ctx, sizeof ctx);
     OPENSSL_cleanse(inner, sizeof inner);
     return ok == 1;

@@ -20,9 +20,11 @@ static inline int mbf_ssl_ctx_set_min_tls12(SSL_CTX *ctx) {
     return (int)SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 }
 
-static inline void mbf_ssl_ctx_set_mode(SSL_CTX *ctx) {
+static inline void mbf_ssl_ctx_configure(SSL_CTX *ctx) {
     // A partial SSL_write reports what it wrote, and the buffer may move
     // between retries: the client retries from a Swift array's new address.
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // One exchange per connection: a renegotiation has no use here, only risk.
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 }
 #endif

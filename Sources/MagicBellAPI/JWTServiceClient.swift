@@ -38,7 +38,7 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
 /// project token must not travel to another host), never a retry (the
 /// creates are not idempotent). Two surfaces over it: blocking, for
 /// thread-per-request servers such as this one, and async, which also stops
-/// the call when its task is cancelled.
+/// the call when its task is cancelled before the request is sent.
 public final class JWTServiceClient: Sendable {
     public static let defaultBaseURL = URL(string: "https://api.magicbell.com/v2")!
     public static let defaultTimeout: Double = 10
@@ -84,7 +84,8 @@ public final class JWTServiceClient: Sendable {
         try Self.decode(try send(call.request), as: Answer.self)
     }
 
-    /// Sends `call`; cancelling the task stops it (`.cancelled`).
+    /// Sends `call`; cancelling the task stops it (`.cancelled`) until the
+    /// request is sent, not after: then MagicBell may have acted on it.
     public func perform<Answer>(_ call: JwtCall<Answer>) async throws(MagicBellAPIError) -> Answered<Answer> {
         try Self.decode(try await send(call.request), as: Answer.self)
     }
@@ -115,7 +116,8 @@ public final class JWTServiceClient: Sendable {
         try send(request, cancellation: nil)
     }
 
-    /// Sends the request; cancelling the task cancels the call.
+    /// Sends the request; cancelling the task cancels the call until the
+    /// request is sent (see `OneShotClient.exchange`).
     public func send(_ request: APIRequest) async throws(MagicBellAPIError) -> APIResponse {
         // A create must not reach MagicBell for a caller that has gone.
         guard !Task.isCancelled else { throw .cancelled }

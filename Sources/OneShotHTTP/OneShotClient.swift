@@ -39,13 +39,15 @@ public struct HTTPRequestMessage: Sendable {
 /// re-sent (a reused connection that drops tempts a client to send a
 /// request twice, and a create must be sent once). Redirects are answers,
 /// never followed. Every exchange ends by its timeout, the name lookup
-/// included, or when cancelled.
+/// included; a cancellation ends it at once until the request is sent, and
+/// is ignored after (the request may have taken effect).
 ///
 /// Plain HTTP, or HTTPS with OpenSSL's libssl. No proxy, no compression, no
 /// cookies: what the MagicBell client needs and nothing else.
 public final class OneShotClient: Sendable {
     private let tls: TLSContext
     static let readSize = 16 * 1024
+    static let ownFields = ["host", "content-length", "transfer-encoding", "connection"]
 
     /// `caFile`: trust only the certificates in this PEM file, instead of
     /// the system's store.
@@ -62,15 +64,19 @@ public final class OneShotClient: Sendable {
         let connection = try TCPConnection.connect(to: addresses, until: deadline, cancellation: cancellation)
         if endpoint.secure {
             var session = try TLSSession(over: connection, host: endpoint.host, context: tls, deadline: deadline)
-            return try Self.exchange(bytes, over: &session, until: deadline, bodyLimit: bodyLimit)
+            return try Self.exchange(bytes, over: &session, connection: connection, until: deadline, bodyLimit: bodyLimit)
         }
         var plain = connection
-        return try Self.exchange(bytes, over: &plain, until: deadline, bodyLimit: bodyLimit)
+        return try Self.exchange(bytes, over: &plain, connection: connection, until: deadline, bodyLimit: bodyLimit)
     }
 
-    private static func exchange(_ bytes: [UInt8], over stream: inout some ByteStream, until deadline: Deadline,
-                                 bodyLimit: Int) throws(ExchangeFailure) -> HTTPResponseMessage {
+    private static func exchange(_ bytes: [UInt8], over stream: inout some ByteStream, connection: TCPConnection,
+                                 until deadline: Deadline, bodyLimit: Int) throws(ExchangeFailure) -> HTTPResponseMessage {
         try stream.write(bytes, until: deadline)
+        // Sent: the server may act on it (a create makes a token that only
+        // this answer names), so the answer is waited for, by the deadline,
+        // whatever a cancellation says from here on.
+        connection.cancellation = nil
         var parser = ResponseParser(bodyLimit: bodyLimit)
         var buffer = [UInt8](repeating: 0, count: readSize)
         while true {
@@ -95,6 +101,10 @@ public final class OneShotClient: Sendable {
               endpoint.host.utf8.allSatisfy(isToken),
               request.fields.allSatisfy({ !$0.name.isEmpty && $0.name.utf8.allSatisfy(isToken) && $0.value.utf8.allSatisfy(isValue) })
         else { throw .invalidRequest("a request line or header field holds a character HTTP does not allow") }
+        // The framing fields are this function's to write, once each.
+        guard !request.fields.contains(where: { field in Self.ownFields.contains { field.isNamed($0) } }) else {
+            throw .invalidRequest("Host, Content-Length, Transfer-Encoding and Connection are set by the client")
+        }
         var head = "\(request.method) \(request.target) HTTP/1.1\r\nHost: \(endpoint.authority)\r\n"
         for field in request.fields { head += "\(field.name): \(field.value)\r\n" }
         if let body = request.body {

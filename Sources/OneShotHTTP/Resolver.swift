@@ -16,6 +16,12 @@ struct SocketAddress: Sendable {
 /// a lookup that outlives its caller finishes alone and is dropped.
 enum Resolver {
     static let maxAddresses = 8
+    /// Lookups on Dispatch's pool at once. One that outlives its caller
+    /// (a DNS server that never answers) holds a thread until resolv.conf's
+    /// timeouts end it; past this many, a call fails at once instead of
+    /// piling up threads.
+    static let maxInFlight = 16
+    private static let inFlight = Atomic<Int>(0)
 
     static func addresses(of host: String, port: Int, until deadline: Deadline,
                           cancellation: Cancellation?) throws(ExchangeFailure) -> [SocketAddress] {
@@ -23,10 +29,14 @@ enum Resolver {
         if case .success(let addresses) = lookup(host, port: port, flags: AI_NUMERICHOST) { return addresses }
         let pending = PendingLookup()
         guard pending.descriptor >= 0 else { throw .unreachable("no eventfd for the name lookup") }
-        // Dispatch's pool adds a thread when its workers block; a lookup past
-        // its caller's deadline keeps one until resolv.conf's own timeouts end it.
+        guard inFlight.wrappingAdd(1, ordering: .relaxed).newValue <= maxInFlight else {
+            inFlight.wrappingSubtract(1, ordering: .relaxed)
+            throw .unreachable("more than \(maxInFlight) name lookups are pending: is DNS answering?")
+        }
+        // Dispatch's pool adds a thread when its workers block.
         DispatchQueue.global().async { [pending] in
             pending.finish(lookup(host, port: port, flags: AI_ADDRCONFIG))
+            inFlight.wrappingSubtract(1, ordering: .relaxed)
         }
         while true {
             if let result = pending.result {

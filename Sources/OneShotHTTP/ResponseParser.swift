@@ -32,6 +32,12 @@ package struct ResponseParser {
     private var fields: [HTTPField] = []
     private var body: [UInt8] = []
     private var trailerBytes = 0
+    /// How many bytes after the cursor are known to hold no LF: the line
+    /// being read is searched only where it grew, so a peer sending it a
+    /// byte at a time costs linear time, not quadratic.
+    private var searched = 0
+    /// Bytes examined for line ends, in all (for the tests of that bound).
+    package private(set) var bytesSearched = 0
 
     package init(bodyLimit: Int) {
         self.bodyLimit = bodyLimit
@@ -71,10 +77,11 @@ package struct ResponseParser {
             case .done:
                 return
             case .head:
+                let start = cursor
                 guard let line = try nextLine(from: &cursor, limit: Self.maxHeadBytes - headBytes,
                                               tooLong: "the header section is larger than \(Self.maxHeadBytes) bytes")
                 else { return }
-                headBytes += line.count + 1
+                headBytes += cursor - start // with its CR and LF
                 if line.isEmpty && lines.isEmpty {
                     continue // RFC 9112 §2.2: empty lines before the status line may be ignored
                 }
@@ -106,10 +113,11 @@ package struct ResponseParser {
                 phase = .chunkSize
             case .trailers:
                 // RFC 9112 §7.1.2: trailer fields may be discarded; they are bounded like headers.
+                let start = cursor
                 guard let line = try nextLine(from: &cursor, limit: Self.maxHeadBytes - trailerBytes,
                                               tooLong: "the trailer section is too large")
                 else { return }
-                trailerBytes += line.count + 1
+                trailerBytes += cursor - start
                 if line.isEmpty { phase = .done }
             case .untilClose:
                 let take = pending.count - cursor
@@ -130,13 +138,17 @@ package struct ResponseParser {
     }
 
     /// The next line without its LF (and CR), or nil if it has not all arrived.
-    private func nextLine(from cursor: inout Int, limit: Int, tooLong: String) throws(ExchangeFailure) -> ArraySlice<UInt8>? {
+    private mutating func nextLine(from cursor: inout Int, limit: Int, tooLong: String) throws(ExchangeFailure) -> ArraySlice<UInt8>? {
         let available = pending.count - cursor
         let scan = min(available, max(limit, 0) + 2) // the line, CR, LF
-        guard let newline = pending[cursor..<cursor + scan].firstIndex(of: 0x0A) else {
+        let from = cursor + min(searched, scan)
+        bytesSearched += cursor + scan - from
+        guard let newline = pending[from..<cursor + scan].firstIndex(of: 0x0A) else {
             if available >= max(limit, 0) + 2 { throw .malformed(tooLong) }
+            searched = scan
             return nil
         }
+        searched = 0
         var end = newline
         if end > cursor && pending[end - 1] == 0x0D { end -= 1 } // RFC 9112 §2.2: CRLF, or a bare LF
         guard end - cursor <= limit else { throw .malformed(tooLong) }

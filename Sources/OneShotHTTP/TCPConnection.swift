@@ -13,7 +13,8 @@ protocol ByteStream {
 /// Closed when the last copy goes.
 final class TCPConnection: ByteStream {
     let descriptor: Int32
-    let cancellation: Cancellation?
+    /// Set to nil once the request is sent (see OneShotClient.exchange).
+    var cancellation: Cancellation?
 
     private init(descriptor: Int32, cancellation: Cancellation?) {
         self.descriptor = descriptor
@@ -22,11 +23,17 @@ final class TCPConnection: ByteStream {
 
     deinit { close(descriptor) }
 
-    /// Connects to the first of `addresses` that accepts.
+    /// Connects to the first of `addresses` that accepts, IPv6 and IPv4
+    /// taking turns (RFC 8305 §4). Each attempt but the last gets an equal
+    /// share of the time left, so one address that drops SYNs (an AAAA
+    /// record where IPv6 goes nowhere) cannot take the whole deadline.
     static func connect(to addresses: [SocketAddress], until deadline: Deadline,
                         cancellation: Cancellation?) throws(ExchangeFailure) -> TCPConnection {
         var lastError: Int32 = ECONNREFUSED
-        for address in addresses {
+        let ordered = interleavingFamilies(addresses)
+        for (index, address) in ordered.enumerated() {
+            let left = ordered.count - index
+            let attempt = left == 1 ? deadline : Deadline(at: Deadline.now() + deadline.remainingSeconds / Double(left))
             let descriptor = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
             guard descriptor >= 0 else { lastError = errno; continue }
             let connection = TCPConnection(descriptor: descriptor, cancellation: cancellation)
@@ -36,7 +43,12 @@ final class TCPConnection: ByteStream {
             }
             if started == 0 { return connection }
             guard errno == EINPROGRESS else { lastError = errno; continue }
-            try wait(for: descriptor, Int16(POLLOUT), until: deadline, cancellation: cancellation)
+            do {
+                try wait(for: descriptor, Int16(POLLOUT), until: attempt, cancellation: cancellation)
+            } catch .timedOut where left > 1 {
+                lastError = ETIMEDOUT
+                continue
+            }
             var error: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             guard getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { lastError = errno; continue }
@@ -44,6 +56,19 @@ final class TCPConnection: ByteStream {
             lastError = error
         }
         throw .unreachable(describe(lastError))
+    }
+
+    /// The first address's family first, then the other, alternating.
+    static func interleavingFamilies(_ addresses: [SocketAddress]) -> [SocketAddress] {
+        guard let first = addresses.first else { return [] }
+        var same = addresses.filter { $0.family == first.family }[...]
+        var other = addresses.filter { $0.family != first.family }[...]
+        var ordered: [SocketAddress] = []
+        while let next = same.popFirst() {
+            ordered.append(next)
+            if let turn = other.popFirst() { ordered.append(turn) }
+        }
+        return ordered + other
     }
 
     private static func describe(_ error: Int32) -> String {

@@ -20,17 +20,21 @@ final class TLSContext: Sendable {
         if case .success(let context) = made.withLock({ $0 }) { SSL_CTX_free(context.pointer) }
     }
 
+    /// Made once; a failure (a CA file not readable yet) is not kept, so
+    /// the next call tries again.
     func context() throws(ExchangeFailure) -> OpaquePointer {
         try made.withLock { made in
-            if made == nil { made = Self.make(caFile: caFile).map(Context.init) }
-            return made!
+            if let made { return made }
+            let result = Self.make(caFile: caFile).map(Context.init)
+            if case .success = result { made = result }
+            return result
         }.get().pointer
     }
 
     private static func make(caFile: String?) -> Result<OpaquePointer, ExchangeFailure> {
         guard let context = SSL_CTX_new(TLS_client_method()) else { return .failure(.tls("no TLS context: \(TLSSession.lastError())")) }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
-        mbf_ssl_ctx_set_mode(context)
+        mbf_ssl_ctx_configure(context)
         let trusted = caFile.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)
         guard mbf_ssl_ctx_set_min_tls12(context) == 1, trusted == 1 else {
             let why = TLSSession.lastError()
@@ -75,7 +79,18 @@ final class TLSSession: ByteStream {
         let named = isAddress ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) : SSL_set1_host(ssl, host)
         guard named == 1, isAddress || mbf_ssl_set_sni(ssl, host) == 1 else { throw .tls("the host name cannot be checked: \(Self.lastError())") }
         SSL_set_connect_state(ssl)
-        _ = try drive(until: deadline, handshake: true) { SSL_do_handshake(ssl) }
+        // Only a finished handshake counts: before it, an alert such as
+        // close_notify is plaintext that anyone on the path can send, and
+        // SSL_do_handshake then returns 0 (SSL_ERROR_ZERO_RETURN).
+        let done = try drive(until: deadline, handshake: true) { SSL_do_handshake(ssl) }
+        guard done == 1, SSL_is_init_finished(ssl) == 1 else {
+            throw .tls("the server ended the connection during the handshake")
+        }
+        // Belt and braces: SSL_VERIFY_PEER already fails the handshake otherwise.
+        guard SSL_get_verify_result(ssl) == X509_V_OK, let peer = SSL_get1_peer_certificate(ssl) else {
+            throw .tls("the server's certificate was not verified")
+        }
+        X509_free(peer)
     }
 
     func write(_ bytes: [UInt8], until deadline: Deadline) throws(ExchangeFailure) {
@@ -84,6 +99,8 @@ final class TLSSession: ByteStream {
             let count = try drive(until: deadline, handshake: false) {
                 bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress! + sent, Int32(min($0.count - sent, Int(Int32.max)))) }
             }
+            // 0 is the peer's close_notify: nothing more can be written.
+            guard count > 0 else { throw .dropped("the server closed the connection while the request was sent") }
             sent += Int(count)
         }
     }
@@ -103,6 +120,10 @@ final class TLSSession: ByteStream {
     /// what it wants to read, and maps its errors. 0 only at close_notify.
     private func drive(until deadline: Deadline, handshake: Bool, _ operation: () -> Int32) throws(ExchangeFailure) -> Int32 {
         while true {
+            // A backstop: every path below that waits checks these too, but
+            // a loop that did not wait must still end by the deadline.
+            if connection.cancellation?.isCancelled == true { throw .cancelled }
+            if deadline.remainingMilliseconds == 0 { throw .timedOut }
             ERR_clear_error()
             let result = operation()
             let error = SSL_get_error(ssl, result)

@@ -6,7 +6,15 @@ import Synchronization
 struct Deadline {
     let at: Double
 
-    init(seconds: Double) { at = Self.now() + seconds }
+    /// A NaN or negative timeout is none left; an infinite one, a day.
+    init(seconds: Double) {
+        let bounded = seconds.isNaN ? 0 : min(max(seconds, 0), 86_400)
+        at = Self.now() + bounded
+    }
+
+    init(at: Double) { self.at = at }
+
+    var remainingSeconds: Double { max(0, at - Self.now()) }
 
     static func now() -> Double {
         var ts = timespec()

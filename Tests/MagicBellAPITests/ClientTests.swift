@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 @testable import MagicBellAPI
 import TestSupport
@@ -98,7 +99,7 @@ import FoundationNetworking
         }
     }
 
-    @Test func theAsyncSurfaceHasTheSameDeadlineAndStopsWhenCancelled() async throws {
+    @Test func theAsyncSurfaceHasTheSameDeadlineAndStopsWhenCancelledBeforeItSends() async throws {
         let fake = try FakeMagicBell()
         let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 1)
         _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
@@ -108,17 +109,30 @@ import FoundationNetworking
         // awaiting task resumes on the cooperative pool, which other suites' blocking tests can hold.
         #expect(Date().timeIntervalSince(start) < 5)
 
-        let slow = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 30)
-        _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
+        // Cancelled before the request is out (here: connecting to a port that never answers): at once.
+        let (dead, keep) = try Blackhole.listener()
+        defer { keep.forEach { close($0) } }
+        let unreachable = JWTServiceClient(projectToken: fake.token, baseURL: URL(string: "http://127.0.0.1:\(dead)/v2")!, timeout: 30)
         start = Date()
-        let call = Task { try await slow.fetchProjectTokens() }
+        let connecting = Task { try await unreachable.fetchProjectTokens() }
         try await Task.sleep(for: .milliseconds(300))
-        call.cancel()
-        await #expect(throws: MagicBellAPIError.cancelled) { try await call.value }
+        connecting.cancel()
+        await #expect(throws: MagicBellAPIError.cancelled) { try await connecting.value }
         #expect(Date().timeIntervalSince(start) < 5, "cancelled, not timed out at 30 s")
 
+        // Cancelled after the request is out: MagicBell may have acted on it (a create's token is
+        // only in the answer), so the answer is waited for and returned.
+        let slow = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 30)
+        try fake.misbehave("slow", seconds: 1)
+        start = Date()
+        let creating = Task { try await slow.createProjectJwt(CreateProjectTokenRequest(name: "kept")) }
+        try await Task.sleep(for: .milliseconds(300))
+        creating.cancel()
+        let created = try await creating.value
+        #expect(!created.tokenID.isEmpty && Date().timeIntervalSince(start) >= 0.9)
+
         // A task already cancelled sends nothing: a create must not reach MagicBell for a caller that has gone.
-        _ = try fake.control("reset", "{}")
+        try fake.control("reset", "{}")
         let gone = Task {
             withUnsafeCurrentTask { $0?.cancel() }
             return try await slow.createProjectJwt(CreateProjectTokenRequest(name: "never"))

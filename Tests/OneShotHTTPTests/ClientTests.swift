@@ -106,31 +106,65 @@ final class ScriptedServer: @unchecked Sendable {
         #expect(Date().timeIntervalSince(start) < 1)
     }
 
-    @Test func cancellationEndsTheWaitAtOnce() throws {
-        let hang = try ScriptedServer([["hang": true]])
+    /// Runs an exchange on a thread, cancels it after `after` seconds, and
+    /// returns how it ended ("cancelled", "answered 200", …) and when.
+    static func cancelled(after: Double, port: Int, timeout: Double) -> (outcome: String?, seconds: Double) {
         let cancellation = Cancellation()
-        let cancelled = SetOnce()
+        let outcome = SetOnce()
         let thread = Thread {
             do {
-                _ = try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: hang.port),
-                                                 timeout: 30, bodyLimit: 1024, cancellation: cancellation)
+                let answer = try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: port),
+                                                          timeout: timeout, bodyLimit: 1024, cancellation: cancellation)
+                outcome.set("answered \(answer.status)")
             } catch {
-                cancelled.set("\(error)")
+                outcome.set("\(error)")
             }
         }
         let start = Date()
         thread.start()
-        usleep(200_000)
+        usleep(UInt32(after * 1_000_000))
         cancellation.cancel()
-        while cancelled.value == nil && Date().timeIntervalSince(start) < 10 { usleep(10_000) }
-        #expect(cancelled.value == "cancelled")
-        #expect(Date().timeIntervalSince(start) < 2, "cancelled, not timed out at 30 s")
+        while outcome.value == nil && Date().timeIntervalSince(start) < timeout + 5 { usleep(10_000) }
+        return (outcome.value, Date().timeIntervalSince(start))
+    }
+
+    @Test func cancellationEndsTheCallAtOnceUntilTheRequestIsSent() throws {
+        // Still connecting (a port that never answers): cancelled at once.
+        let (dead, keep) = try Blackhole.listener()
+        defer { keep.forEach { close($0) } }
+        let connecting = Self.cancelled(after: 0.2, port: dead, timeout: 30)
+        #expect(connecting.outcome == "cancelled")
+        #expect(connecting.seconds < 2, "cancelled, not timed out at 30 s")
+
+        // Sent: the server may have acted on it, so its answer is waited for.
+        let slow = try ScriptedServer([["sleep": 1.0], ["send": "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"]])
+        let sent = Self.cancelled(after: 0.3, port: slow.port, timeout: 10)
+        #expect(sent.outcome == "answered 201")
+        #expect(slow.requests().count == 1)
+
         // A call made with a cancellation already cancelled sends nothing.
+        let cancellation = Cancellation()
+        cancellation.cancel()
         #expect(throws: ExchangeFailure.cancelled) {
-            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: hang.port),
+            try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: slow.port),
                                          timeout: 5, bodyLimit: 1024, cancellation: cancellation)
         }
-        #expect(hang.requests().count == 1)
+        #expect(slow.requests().count == 1)
+    }
+
+    @Test func anAddressThatDropsSynsDoesNotTakeTheWholeDeadline() throws {
+        let (dead, keep) = try Blackhole.listener()
+        defer { keep.forEach { close($0) } }
+        let live = try ScriptedServer(Self.ok)
+        let deadAddress = try Resolver.addresses(of: "127.0.0.1", port: dead, until: Deadline(seconds: 1), cancellation: nil)
+        let liveAddress = try Resolver.addresses(of: "127.0.0.1", port: live.port, until: Deadline(seconds: 1), cancellation: nil)
+        // The premise: alone, the dead address takes the whole deadline.
+        #expect(throws: ExchangeFailure.timedOut) {
+            try TCPConnection.connect(to: deadAddress, until: Deadline(seconds: 0.3), cancellation: nil)
+        }
+        let start = Date()
+        _ = try TCPConnection.connect(to: deadAddress + liveAddress, until: Deadline(seconds: 4), cancellation: nil)
+        #expect(Date().timeIntervalSince(start) < 3, "the live address was tried before the deadline")
     }
 
     @Test func refusedDroppedAndOversized() throws {
@@ -149,6 +183,35 @@ final class ScriptedServer: @unchecked Sendable {
         #expect(throws: ExchangeFailure.tooLarge(limit: 4096)) {
             try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: big.port), timeout: 2, bodyLimit: 4096)
         }
+    }
+
+    /// Before the handshake a TLS alert is plaintext: anyone on the path can
+    /// answer the ClientHello with close_notify. That must end the call as a
+    /// TLS failure, by its deadline at the latest, with nothing sent. (It
+    /// once left the handshake half done and the write loop spinning at
+    /// full CPU past every deadline.)
+    @Test(arguments: [false, true])
+    func anInjectedCloseNotifyIsAFailureNotASpin(thenClose: Bool) throws {
+        let closeNotify = "\u{15}\u{03}\u{03}\u{00}\u{02}\u{01}\u{00}"
+        var steps: [[String: Any]] = [["at_once": true], ["send": closeNotify + closeNotify]]
+        if !thenClose { steps.append(["hang": true]) }
+        let peer = try ScriptedServer(steps)
+        let outcome = SetOnce()
+        let start = Date()
+        let thread = Thread {
+            do {
+                _ = try OneShotClient().exchange(Self.get(), with: HTTPEndpoint(secure: true, host: "127.0.0.1", port: peer.port),
+                                                 timeout: 2, bodyLimit: 1024)
+                outcome.set("answered")
+            } catch {
+                outcome.set("\(error)")
+            }
+        }
+        thread.start()
+        while outcome.value == nil && Date().timeIntervalSince(start) < 6 { usleep(10_000) }
+        let result = try #require(outcome.value, "no outcome 6 s into a call with a 2 s deadline")
+        #expect(result.hasPrefix("tls("), "\(result)")
+        #expect(Date().timeIntervalSince(start) < 3)
     }
 
     @Test func tlsChecksTheCertificateAndTheName() throws {

@@ -86,3 +86,25 @@ public enum TestCertificates {
         return Pair(certificate: base + ".pem", key: base + ".key")
     }
 }
+
+/// A port that never answers a connect.
+public enum Blackhole {
+    /// A listener whose accept queue is full: Linux drops further SYNs, so a
+    /// connect to it hangs, like one to an address whose route goes nowhere.
+    public static func listener() throws -> (port: Int, keep: [Int32]) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0, sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        listen(listener, 0)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        var keep = [listener]
+        for _ in 0..<3 { // fill the queue (backlog 0 takes one; more to be sure)
+            let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(filler, $0, length) } }
+            keep.append(filler)
+        }
+        usleep(100_000)
+        return (Int(UInt16(bigEndian: address.sin_port)), keep)
+    }
+}
