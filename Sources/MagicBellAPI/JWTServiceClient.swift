@@ -3,8 +3,9 @@ import FoundationEssentials
 import OneShotHTTP
 
 public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
-    /// MagicBell answered with a status of 400 or more; the raw body is kept.
-    case http(status: Int, body: [UInt8])
+    /// MagicBell answered with a status of 400 or more; the raw body is kept,
+    /// and its `Retry-After`, if it sent one (unchecked).
+    case http(status: Int, body: [UInt8], retryAfter: String?)
     /// No complete answer within the timeout.
     case timeout(seconds: Double)
     /// No connection, or it broke before the answer was complete.
@@ -19,7 +20,7 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .http(let status, let body):
+        case .http(let status, let body, _):
             return "MagicBell answered \(status): \(String(decoding: body.prefix(200), as: UTF8.self))"
         case .timeout(let seconds): return "MagicBell did not answer within \(seconds) s"
         case .unreachable(let why): return "MagicBell is unreachable: \(why)"
@@ -103,7 +104,7 @@ public final class JWTServiceClient: Sendable {
                 throw .undecodable(status: response.status, body: response.body)
             }
         case 400..<600:
-            throw .http(status: response.status, body: response.body)
+            throw .http(status: response.status, body: response.body, retryAfter: response.field("Retry-After"))
         default:
             throw .invalidResponse("status \(response.status)")
         }

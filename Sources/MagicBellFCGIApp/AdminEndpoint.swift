@@ -51,12 +51,14 @@ final class AdminEndpoint {
             }
             defer { context.adminGate.leave() }
             let answer: APIResponse
+            let retryAfter: String?
             switch call {
-            case .list(let list): answer = try forward(list, with: client).answer
-            case .discard(let discard): answer = try forward(discard, with: client).answer
+            case .list(let list): (answer, _, retryAfter) = try forward(list, with: client)
+            case .discard(let discard): (answer, _, retryAfter) = try forward(discard, with: client)
             case .create(let create):
-                let (forwarded, created) = try forward(create, with: client)
+                let (forwarded, created, wait) = try forward(create, with: client)
                 answer = forwarded
+                retryAfter = wait
                 // The new token's id, never its value; from the model, or from
                 // a success that is not quite the model (decoded only then).
                 if entry.target == nil, (200..<300).contains(answer.status) {
@@ -67,10 +69,12 @@ final class AdminEndpoint {
             entry.outcome = (200..<300).contains(answer.status) ? "ok" : "upstream_error"
             response.setStatus(answer.status)
             response.addHeader("Content-Type", "application/json")
+            if let retryAfter { response.addHeader("Retry-After", string: retryAfter) }
             EndpointError.addNoStoreHeaders(to: &response)
             response.body.append(contentsOf: answer.body)
         } catch {
-            if error.code.isUpstream { entry.outcome = "upstream_failure" }
+            // MagicBell's own refusal (its status kept) is an upstream_error outcome, like a JSON one.
+            if error.code.isUpstream { entry.outcome = error.upstreamStatus == nil ? "upstream_failure" : "upstream_error" }
             entry.error = error.code.rawValue
             error.write(to: &response)
         }
@@ -105,21 +109,27 @@ final class AdminEndpoint {
         }
     }
 
-    /// MagicBell's status and body as it sent them: a success that decodes
-    /// to the operation's model, or a 4xx/5xx, when the body is JSON. A success that is JSON but not the model is still
-    /// forwarded: the call took effect upstream (a create's one-time token
-    /// is in it). Anything else is a 502 or 504.
-    /// The decoded model comes back too, when there is one.
+    /// MagicBell's answer as MagicBell gave it:
+    /// - a success that decodes to the operation's model, with the model;
+    /// - a success that is JSON but not the model, forwarded: the call took
+    ///   effect upstream (a create's one-time token is in it);
+    /// - a 4xx or 5xx keeps its status whatever the body: a JSON body is
+    ///   forwarded, any other (empty, a proxy's HTML page) is our
+    ///   `upstream_error` with `upstream_status`; Retry-After on 429 and 503
+    ///   is passed on.
+    /// A success that is not JSON, a redirect, an oversized answer or no
+    /// answer at all is a 502 or 504.
     private func forward<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient)
-        throws(EndpointError) -> (answer: APIResponse, value: Answer?) {
+        throws(EndpointError) -> (answer: APIResponse, value: Answer?, retryAfter: String?) {
         do {
             let answered = try context.perform(call, with: client)
-            return (APIResponse(status: answered.status, body: answered.body), answered.value)
-        } catch .http(let status, let body), .undecodable(let status, let body) {
-            guard JSONValue.parse(body) != nil else {
-                throw .upstreamInvalid("the body is not JSON (status \(status))")
-            }
-            return (APIResponse(status: status, body: body), nil)
+            return (APIResponse(status: answered.status, body: answered.body), answered.value, nil)
+        } catch .undecodable(let status, let body) {
+            guard JSONValue.parse(body) != nil else { throw .upstreamInvalid("the body is not JSON (status \(status))") }
+            return (APIResponse(status: status, body: body), nil, nil)
+        } catch .http(let status, let body, let retryAfter) {
+            guard JSONValue.parse(body) != nil else { throw .upstreamRefused(status: status, retryAfter: retryAfter) }
+            return (APIResponse(status: status, body: body), nil, RetryAfter.passedOn(retryAfter, status: status))
         } catch {
             throw EndpointError(upstream: error)
         }

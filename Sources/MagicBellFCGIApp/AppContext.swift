@@ -1,6 +1,7 @@
 import FastCGIServer
 import Logging
 import MagicBellAPI
+import Synchronization
 
 /// What all workers share: the configuration and the few thread-safe
 /// objects the admin route needs. Per-worker state (a minter, buffers) is
@@ -20,6 +21,8 @@ public final class AppContext: Sendable {
     /// `MAGICBELL_MINT=api`: token requests waiting on MagicBell.
     let mintGate: CountingGate
     let audit: AuditLog
+    /// Set once api mode has warned that MagicBell's tokens lack `api_key`.
+    let warnedAboutMissingAPIKey = Atomic<Bool>(false)
 
     public init(configuration: Configuration, logger: Logger, workers: Int = 8,
                 clock: @escaping @Sendable () -> Int = MagicBellResponder.systemClock,

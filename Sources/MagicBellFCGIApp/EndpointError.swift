@@ -36,12 +36,20 @@ public struct EndpointError: Error, Equatable {
     public let message: String
     /// For 405: the methods the path accepts, sent as `Allow`.
     public let allow: String?
+    /// MagicBell's status, for `upstream_error`: written into the body as
+    /// `upstream_status`.
+    public let upstreamStatus: Int?
+    /// MagicBell's `Retry-After` (already checked), passed on as is.
+    public let retryAfter: String?
 
-    public init(status: Int, code: ErrorCode, message: String, allow: String? = nil) {
+    public init(status: Int, code: ErrorCode, message: String, allow: String? = nil,
+                upstreamStatus: Int? = nil, retryAfter: String? = nil) {
         self.status = status
         self.code = code
         self.message = message
         self.allow = allow
+        self.upstreamStatus = upstreamStatus
+        self.retryAfter = retryAfter
     }
 
     public static let notFound = EndpointError(
@@ -96,8 +104,14 @@ public struct EndpointError: Error, Equatable {
         case .invalidResponse(let why): self = .upstreamInvalid(why)
         case .cancelled: self = .upstreamUnreachable("the call was cancelled")
         case .undecodable(let status, _): self = .upstreamInvalid("not the documented answer (status \(status))")
-        case .http(let status, _):
-            self = EndpointError(status: 502, code: .upstreamError, message: "MagicBell refused the call (status \(status)).")
+        case .http(let status, _, let retryAfter):
+            // The token route's answer to a browser: never MagicBell's 401 (to the
+            // browser helper that means its own login); MagicBell being busy (429,
+            // 503) is a 503 with MagicBell's Retry-After, which the helper retries.
+            let busy = status == 429 || status == 503
+            self = EndpointError(status: busy ? 503 : 502, code: .upstreamError,
+                                 message: "MagicBell refused the call (status \(status)).",
+                                 upstreamStatus: status, retryAfter: busy ? RetryAfter.checked(retryAfter) : nil)
         }
     }
     /// CGI mode with an invalid configuration (the detail is in the server's error log).
@@ -117,10 +131,19 @@ public struct EndpointError: Error, Equatable {
         EndpointError(status: 400, code: .invalidIdentity, message: "\(param) is not valid UTF-8.")
     }
 
+    /// MagicBell's refusal with a body that is not JSON (an empty 401, a
+    /// proxy's HTML page): its status, kept, with what it means in our shape.
+    static func upstreamRefused(status: Int, retryAfter: String?) -> EndpointError {
+        EndpointError(status: status, code: .upstreamError,
+                      message: "MagicBell answered \(status) without a JSON body.",
+                      upstreamStatus: status, retryAfter: RetryAfter.passedOn(retryAfter, status: status))
+    }
+
     /// Writes this error into `response`, replacing any body already there.
     public func write(to response: inout HTTPResponse) {
         response.setStatus(status)
         if let allow { response.addHeader("Allow", string: allow) }
+        if let retryAfter { response.addHeader("Retry-After", string: retryAfter) }
         response.addHeader("Content-Type", "application/json")
         Self.addNoStoreHeaders(to: &response)
         response.body.removeAll(keepingCapacity: true)
@@ -130,6 +153,10 @@ public struct EndpointError: Error, Equatable {
         try? ClaimsJSON.appendString(code.rawValue, to: &response.body)
         response.body.append(contentsOf: #","message":"#.utf8)
         try? ClaimsJSON.appendString(message, to: &response.body)
+        if let upstreamStatus {
+            response.body.append(contentsOf: #","upstream_status":"#.utf8)
+            ClaimsJSON.appendInteger(upstreamStatus, to: &response.body)
+        }
         response.body.append(contentsOf: "}}".utf8)
     }
 
@@ -138,5 +165,28 @@ public struct EndpointError: Error, Equatable {
         response.addHeader("Cache-Control", "no-store")
         response.addHeader("Pragma", "no-cache")
         response.addHeader("X-Content-Type-Options", "nosniff")
+    }
+}
+
+/// MagicBell's `Retry-After` (RFC 9110 §10.2.3: delay-seconds or an
+/// HTTP-date), checked before it is passed on: a hostile value must not
+/// become a header of ours.
+enum RetryAfter {
+    /// The value, if it is well-formed: 1 to 10 digits, or an IMF-fixdate's
+    /// characters (letters, digits, space, comma, colon) in at most 40 bytes.
+    static func checked(_ value: String?) -> String? {
+        guard let value, !value.isEmpty, value.utf8.count <= 40 else { return nil }
+        let digits = value.utf8.allSatisfy { (0x30...0x39).contains($0) }
+        if digits { return value.utf8.count <= 10 ? value : nil }
+        let date = value.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                || byte == 0x20 || byte == 0x2C || byte == 0x3A
+        }
+        return date ? value : nil
+    }
+
+    /// Passed on for the two statuses that carry it (429, 503), else nil.
+    static func passedOn(_ value: String?, status: Int) -> String? {
+        status == 429 || status == 503 ? checked(value) : nil
     }
 }

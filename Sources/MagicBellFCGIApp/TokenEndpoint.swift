@@ -75,12 +75,33 @@ final class TokenEndpoint {
               created.token.utf8.allSatisfy({ PercentEncoding.isUnreserved($0) && $0 != UInt8(ascii: "~") }) else {
             throw .upstreamInvalid("not a created token")
         }
+        warnIfRealtimeWouldRefuse(created.token)
         let now = clock()
         let expiresAt = created.expiresAt.flatMap { (try? CreatedExpiry.plain.parse($0)) ?? (try? CreatedExpiry.fractional.parse($0)) }
             .map { Int($0.timeIntervalSince1970) } ?? now + minter.ttl
         response.body.append(contentsOf: #"{"token":"#.utf8)
         try? ClaimsJSON.appendString(created.token, to: &response.body)
         Self.finishAnswer(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), &response)
+    }
+}
+
+extension TokenEndpoint {
+    /// MagicBell's realtime client reads `api_key` from the token's payload
+    /// (`JSON.parse(atob(payload))` in magicbell-js's realtime.ts) and
+    /// refuses a token without it; MagicBell's own examples show user tokens
+    /// without one (RS256, the key under other claims). Read, not verified:
+    /// the answer already came over TLS from MagicBell. Warned once per
+    /// configuration, never per request.
+    func warnIfRealtimeWouldRefuse(_ token: String) {
+        guard !context.warnedAboutMissingAPIKey.load(ordering: .relaxed) else { return }
+        let parts = token.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        let payload = parts.count == 3 ? Base64URL.decode(parts[1]).flatMap(JSONValue.parse) : nil
+        guard payload?["api_key"]?.string == nil else { return }
+        guard !context.warnedAboutMissingAPIKey.exchange(true, ordering: .relaxed) else { return }
+        context.logger.warning("""
+            MAGICBELL_MINT=api: the token MagicBell's createUserJwt returned has no top-level api_key claim; \
+            MagicBell's realtime client reads api_key from the token and will refuse it (see docs/api.md, Mint modes)
+            """)
     }
 }
 

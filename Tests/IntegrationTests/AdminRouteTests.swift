@@ -162,6 +162,39 @@ import TestSupport
         #expect(unauthorized.text.contains("Invalid project token"))
     }
 
+    /// MagicBell's status is kept whatever its body: an empty 401 or a
+    /// proxy's HTML 503 says "unauthorized" or "unavailable", not
+    /// "invalid" (issue 14). Retry-After on 429 and 503 is passed on.
+    @Test func magicBellsStatusIsKeptWhateverTheBody() throws {
+        let stack = try Self.stack()
+        func upstreamStatus(_ answer: HTTPResponse) -> Int? {
+            (answer.json?["error"] as? [String: Any])?["upstream_status"] as? Int
+        }
+        try stack.magicBell.misbehave("empty401")
+        let unauthorized = try stack.nginx.admin("GET", "jwt/project")
+        #expect(unauthorized.status == 401 && unauthorized.errorCode == "upstream_error", "\(unauthorized.text)")
+        #expect(upstreamStatus(unauthorized) == 401)
+        #expect(unauthorized.header("Retry-After") == nil)
+
+        try stack.magicBell.misbehave("html503")
+        let unavailable = try stack.nginx.admin("DELETE", "jwt/project/\(UUID().uuidString.lowercased())")
+        #expect(unavailable.status == 503 && unavailable.errorCode == "upstream_error", "\(unavailable.text)")
+        #expect(upstreamStatus(unavailable) == 503)
+        #expect(unavailable.header("Retry-After") == "30")
+        #expect(unavailable.header("Content-Type") == "application/json")
+
+        // A JSON error body is MagicBell's own and passes through as it is, with its Retry-After.
+        try stack.magicBell.misbehave("429")
+        let limited = try stack.nginx.admin("POST", "jwt/project", json: #"{"name":"limited"}"#)
+        #expect(limited.status == 429 && limited.text.contains("Too many requests"), "\(limited.text)")
+        #expect(limited.header("Retry-After") == "7")
+        #expect(stack.auditLines.last?["outcome"] as? String == "upstream_error")
+
+        // A success that is not JSON is still ours to refuse.
+        try stack.magicBell.misbehave("garbage")
+        #expect(try stack.nginx.admin("GET", "jwt/project").errorCode == "upstream_invalid")
+    }
+
     @Test func withoutAProjectTokenTheAdminRouteIs503() throws {
         let stack = try Stack(auth: .file("basic.conf"),
                               serverExtra: "include snippets/magicbell-admin.conf;")
@@ -248,6 +281,39 @@ import TestSupport
         #expect(timedOut.status == 504 && timedOut.errorCode == "upstream_timeout")
         try stack.magicBell.misbehave("garbage")
         #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).errorCode == "upstream_invalid")
+
+        // MagicBell's refusals keep their meaning for the browser: not a 401 (that is the
+        // user's login, which the server checked), but upstream_error with MagicBell's
+        // status; a 429 or 503 is a 503 with its Retry-After, which the browser helper honours.
+        try stack.magicBell.misbehave("empty401")
+        let refused = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
+        #expect(refused.status == 502 && refused.errorCode == "upstream_error")
+        #expect((refused.json?["error"] as? [String: Any])?["upstream_status"] as? Int == 401)
+        for mode in ["429", "html503"] {
+            try stack.magicBell.misbehave(mode)
+            let busy = try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")])
+            #expect(busy.status == 503 && busy.errorCode == "upstream_error", "\(mode): \(busy.text)")
+            #expect(busy.header("Retry-After") == (mode == "429" ? "7" : "30"), "\(mode)")
+        }
+    }
+
+    /// MagicBell's realtime client reads `api_key` from the token's payload.
+    /// The fake issues tokens as MagicBell's own examples show them (RS256,
+    /// no top-level api_key): api mode says so once, not per request.
+    @Test func mintModeApiWarnsOnceWhenMagicBellsTokenLacksApiKey() throws {
+        let stack = try Self.stack(environment: ["MAGICBELL_MINT": "api"])
+        for _ in 0..<2 {
+            #expect(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).status == 200)
+        }
+        let warnings = stack.logLines.filter { ($0["message"] as? String ?? "").contains("api_key") }
+        #expect(warnings.count == 1, "\(warnings)")
+        #expect(warnings.first?["level"] as? String == "warning")
+        #expect((warnings.first?["message"] as? String ?? "").contains("realtime"))
+
+        let withKey = try Self.stack(environment: ["MAGICBELL_MINT": "api"])
+        try withKey.magicBell.misbehave("api_key_claim")
+        #expect(try withKey.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).status == 200)
+        #expect(!withKey.logLines.contains { ($0["message"] as? String ?? "").contains("api_key") })
     }
 
     @Test func mintModeApiCallsHaveAGateOfTheirOwn() throws {
@@ -274,10 +340,13 @@ import TestSupport
 }
 
 extension Stack {
-    /// The audit lines the responder wrote so far.
-    var auditLines: [[String: Any]] {
+    /// Every JSON log line the responder wrote so far.
+    var logLines: [[String: Any]] {
         responder.child.stderr.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-        }.filter { $0["event"] as? String == "admin" }
+        }
     }
+
+    /// The audit lines the responder wrote so far.
+    var auditLines: [[String: Any]] { logLines.filter { $0["event"] as? String == "admin" } }
 }

@@ -40,7 +40,7 @@ import FoundationNetworking
         let fake = try FakeMagicBell()
         let client = JWTServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 5)
         let error = await #expect(throws: MagicBellAPIError.self) { try await client.fetchProjectTokens() }
-        guard case .http(let status, let body) = error else { Issue.record("\(String(describing: error))"); return }
+        guard case .http(let status, let body, _) = error else { Issue.record("\(String(describing: error))"); return }
         #expect(status == 401)
         #expect(String(decoding: body, as: UTF8.self).contains("Invalid project token"))
     }
@@ -77,6 +77,31 @@ import FoundationNetworking
         #expect(throws: MagicBellAPIError.unreachable("connection refused")) { try refused.send(list) }
     }
 
+    /// The fake is as strict as the published models (magicbell-jwt-openapi.json),
+    /// so that a test passing against it means MagicBell would take what was sent.
+    @Test func theFakeRefusesWhatThePublishedModelsRefuse() throws {
+        let fake = try FakeMagicBell()
+        let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 5)
+        let long = String(repeating: "x", count: 256)
+        let refused: [(JwtOperation, String)] = [
+            (.createProjectJwt, "{}"), (.createProjectJwt, #"{"expiry":60}"#),
+            (.createProjectJwt, #"{"name":"\#(long)"}"#), (.createProjectJwt, #"{"name":7}"#),
+            (.createProjectJwt, #"{"name":"a","expiry":1.5}"#), (.createProjectJwt, #"{"name":"a","expiry":0}"#),
+            (.createProjectJwt, #"{"name":"a","expiry":true}"#), (.createUserJwt, #"{"external_id":"u","expiry":"60"}"#),
+            (.createUserJwt, #"{"email":"\#(long)"}"#), (.createUserJwt, #"{"external_id":"u","name":"\#(long)"}"#),
+        ]
+        for (operation, body) in refused {
+            #expect(try client.send(APIRequest(operation: operation, body: Array(body.utf8))).status == 422, "\(body)")
+        }
+        let accepted: [(JwtOperation, String)] = [
+            (.createProjectJwt, #"{"name":"\#(String(long.dropLast()))","expiry":3600.0}"#),
+            (.createUserJwt, #"{"external_id":"u"}"#), (.createUserJwt, #"{"email":"e@example.com","name":null,"expiry":null}"#),
+        ]
+        for (operation, body) in accepted {
+            #expect(try client.send(APIRequest(operation: operation, body: Array(body.utf8))).status == 201, "\(body)")
+        }
+    }
+
     @Test func typedCallsCheckTheAnswerAgainstTheModel() throws {
         let fake = try FakeMagicBell()
         let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 2)
@@ -95,7 +120,7 @@ import FoundationNetworking
             _ = try wrong.perform(.discardUserJwt(tokenID: "x"))
             Issue.record("expected an error")
         } catch {
-            guard case .http(401, _) = error else { Issue.record("\(error)"); return }
+            guard case .http(401, _, _) = error else { Issue.record("\(error)"); return }
         }
     }
 

@@ -1,4 +1,5 @@
 import FastCGIServer
+@testable import MagicBellFCGIApp
 import Testing
 
 @Suite struct HTTPResponseTests {
@@ -38,5 +39,20 @@ import Testing
         for bad in ["127.0.0.1", ":9000", "127.0.0.1:0", "127.0.0.1:65536", "::1:9000", "h:p"] {
             #expect(ListenAddress.parseTCP(bad) == nil, "\(bad)")
         }
+    }
+}
+
+/// MagicBell's Retry-After is passed on only if it is what RFC 9110
+/// §10.2.3 allows: a hostile value must not become a header of ours.
+@Suite struct RetryAfterTests {
+    @Test func onlyDelaySecondsOrAnHTTPDateIsPassedOn() {
+        for good in ["0", "7", "120", "Fri, 31 Dec 1999 23:59:59 GMT"] {
+            #expect(RetryAfter.checked(good) == good)
+        }
+        for bad in [nil, "", "-1", "12345678901", "7\r\nSet-Cookie: a=b", "<script>", "1.5", String(repeating: "A", count: 41), "über"] {
+            #expect(RetryAfter.checked(bad) == nil, "\(String(describing: bad))")
+        }
+        #expect(RetryAfter.passedOn("7", status: 429) == "7" && RetryAfter.passedOn("7", status: 503) == "7")
+        #expect(RetryAfter.passedOn("7", status: 500) == nil && RetryAfter.passedOn("7", status: 401) == nil)
     }
 }

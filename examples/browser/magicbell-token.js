@@ -7,7 +7,7 @@
 //
 //   const token = await getToken();          // cached; one request at a time
 //   const stop = onToken((token, info) => {  // now, and after every refresh
-//     client.setAccessToken?.(token);         // or re-create the MagicBell client
+//     client.token = token;                   // magicbell-js's user client; Realtime: make a new one
 //   });
 //
 // What it does:
