@@ -90,7 +90,11 @@ import Testing
         }
         load.stop()
         #expect(done.wait(timeout: .now() + 20) == .success)
-        #expect(backWithin.allSatisfy { $0 < 0.2 }, "service back within 200 ms: \(backWithin)")
+        // The new process serves at once from the held socket (bench/README.md: 30–36 ms in a
+        // release build). Under AddressSanitizer, beside the rest of the suite, a start took up
+        // to 0.21 s, so the bound there is looser.
+        let bound = ProcessInfo.processInfo.environment["ASAN_OPTIONS"] == nil ? 0.2 : 1.0
+        #expect(backWithin.allSatisfy { $0 < bound }, "service back within \(bound) s: \(backWithin)")
         print("SIGKILL restarts: \(load.total) requests, \(load.failures) failed, back within \(backWithin.map { Int($0 * 1000) }) ms")
     }
 }
