@@ -40,6 +40,14 @@ final class AdminEndpoint {
                 audited = false
                 return
             }
+            if let asset = ConsoleAssets.asset(for: path) {
+                // Page loads are counted, not audited: the console's actions are.
+                entry.operation = "console"
+                try ConsoleAssets.serve(asset, method: request.method,
+                                        fetchSite: request.params.string("HTTP_SEC_FETCH_SITE")?.lowercased(), &response)
+                audited = false
+                return
+            }
             guard let client = context.client else { throw .adminNotConfigured }
             let (operation, pathValue) = try AdminRequest.resolve(method: method, segments: path)
             entry.operation = operation.rawValue
@@ -128,6 +136,9 @@ final class AdminEndpoint {
             guard JSONValue.parse(body) != nil else { throw .upstreamInvalid("the body is not JSON (status \(status))") }
             return (APIResponse(status: status, body: body), nil, nil)
         } catch .http(let status, let body, let retryAfter) {
+            // 407 and 408 speak of the connection, not of the call: a browser
+            // may resend on a 408. They are MagicBell's, so a 502 that says so.
+            if status == 407 || status == 408 { throw .upstreamRefused(status: status, retryAfter: nil, as: 502) }
             guard JSONValue.parse(body) != nil else { throw .upstreamRefused(status: status, retryAfter: retryAfter) }
             return (APIResponse(status: status, body: body), nil, RetryAfter.passedOn(retryAfter, status: status))
         } catch {

@@ -133,9 +133,9 @@ public struct EndpointError: Error, Equatable {
 
     /// MagicBell's refusal with a body that is not JSON (an empty 401, a
     /// proxy's HTML page): its status, kept, with what it means in our shape.
-    static func upstreamRefused(status: Int, retryAfter: String?) -> EndpointError {
-        EndpointError(status: status, code: .upstreamError,
-                      message: "MagicBell answered \(status) without a JSON body.",
+    static func upstreamRefused(status: Int, retryAfter: String?, as answered: Int? = nil) -> EndpointError {
+        EndpointError(status: answered ?? status, code: .upstreamError,
+                      message: answered == nil ? "MagicBell answered \(status) without a JSON body." : "MagicBell answered \(status).",
                       upstreamStatus: status, retryAfter: RetryAfter.passedOn(retryAfter, status: status))
     }
 

@@ -190,9 +190,50 @@ import TestSupport
         #expect(limited.header("Retry-After") == "7")
         #expect(stack.auditLines.last?["outcome"] as? String == "upstream_error")
 
+        // 407 and 408 speak of the connection (a browser may resend on a 408): a 502 that names them.
+        try stack.magicBell.misbehave("408")
+        let timedOut = try stack.nginx.admin("GET", "jwt/project")
+        #expect(timedOut.status == 502 && timedOut.errorCode == "upstream_error" && upstreamStatus(timedOut) == 408, "\(timedOut.text)")
+
         // A success that is not JSON is still ours to refuse.
         try stack.magicBell.misbehave("garbage")
         #expect(try stack.nginx.admin("GET", "jwt/project").errorCode == "upstream_invalid")
+    }
+
+    /// The console (issue 14): its page, script and style on the admin route, with the headers
+    /// that keep it from running anything but its own files, being framed or cached; GET only;
+    /// not a thing the metrics login can load; page loads counted, not audited.
+    @Test func theConsoleIsServedOnTheAdminRouteWithItsHeaders() throws {
+        let stack = try Self.stack(serverExtra: "include snippets/magicbell-metrics.conf;")
+        let assets = [("", "text/html; charset=utf-8", "<h2 id=\"project-heading\">Project tokens</h2>"),
+                      ("console.js", "text/javascript; charset=utf-8", "async function call("),
+                      ("console.css", "text/css; charset=utf-8", ":focus-visible")]
+        for (path, type, excerpt) in assets {
+            let answer = try stack.nginx.admin("GET", path)
+            #expect(answer.status == 200, "\(path): \(answer.status) \(answer.text.prefix(200))")
+            #expect(answer.header("Content-Type") == type, "\(path)")
+            #expect(answer.header("Content-Security-Policy") == "default-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'; object-src 'none'", "\(path)")
+            #expect(answer.header("Cross-Origin-Opener-Policy") == "same-origin", "\(path)")
+            #expect(answer.header("Cache-Control") == "no-store" && answer.header("X-Content-Type-Options") == "nosniff", "\(path)")
+            #expect(answer.text.contains(excerpt), "\(path)")
+        }
+        let page = try stack.nginx.admin("GET", "").text
+        #expect(page.components(separatedBy: "<script").count == 2 && page.contains(#"<script type="module" src="console.js"></script>"#),
+                "one script, the module, from its file")
+        #expect(!page.contains(" style=") && !page.contains("<style") && !page.contains(" on"), "no inline style or handler")
+        #expect(try stack.nginx.admin("POST", "", json: "{}").status == 405)
+        for site in ["cross-site", "same-site"] { // a link from another site, even a sibling subdomain
+            #expect(try stack.nginx.admin("GET", "", headers: [("Sec-Fetch-Site", site)]).errorCode == "cross_origin", "\(site)")
+        }
+        #expect(try stack.nginx.admin("GET", "", headers: [("Sec-Fetch-Site", "none")]).status == 200, "typed or bookmarked")
+        // The metrics login reaches only the metrics, whatever the path it names.
+        let scraper = try HTTP.request(port: stack.nginx.port, "GET", "/magicbell-admin/metrics",
+                                       headers: [HTTP.basic("prometheus", "prometheus")])
+        #expect(!scraper.text.contains("<html") && scraper.text.contains("magicbell_fcgi_"))
+        #expect(try HTTP.request(port: stack.nginx.port, "GET", "/magicbell-admin/", headers: [HTTP.basic("prometheus", "prometheus")]).status == 401)
+        // Page loads are not actions; a refused request is audited as every refused admin request is.
+        #expect(stack.auditLines.filter { $0["operation"] as? String == "console" }.map { $0["status"] as? Int } == [405, 403])
+        #expect(try stack.magicBell.requests().isEmpty)
     }
 
     @Test func withoutAProjectTokenTheAdminRouteIs503() throws {
