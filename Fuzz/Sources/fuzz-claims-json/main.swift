@@ -46,7 +46,7 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     precondition(json.allSatisfy { $0 < 0x80 }, "payload JSON is not ASCII")
     let claims = try! verifier.verify(token, now: 1_700_000_001).claims
     func same(_ claim: String, _ raw: UnsafeBufferPointer<UInt8>) -> Bool {
-        raw.isEmpty ? claims[claim] is NSNull : (claims[claim] as? String).map { Array($0.utf8) == Array(raw) } ?? false
+        raw.isEmpty ? claims[claim] == .null : claims[claim]?.string.map { Array($0.utf8) == Array(raw) } ?? false
     }
     precondition(same("user_email", email) && same("user_external_id", externalID), "claims do not round-trip")
     return 0
