@@ -33,7 +33,7 @@ public struct APIResponse: Sendable, Equatable {
 
     /// The first header field of that name (any case), if any.
     public func field(_ name: String) -> String? {
-        HTTPResponseMessage(status: status, fields: fields, body: []).field(name)
+        fields.value(named: name)
     }
 }
 

@@ -14,6 +14,14 @@ public struct HTTPField: Sendable, Equatable {
     }
 }
 
+extension [HTTPField] {
+    /// The value of the first field of that name (any case), if any.
+    public func value(named name: String) -> String? {
+        let lowercase = name.lowercased()
+        return first { $0.isNamed(lowercase) }?.value
+    }
+}
+
 /// A complete answer: its status, its fields, and its body after the
 /// transfer coding is removed.
 public struct HTTPResponseMessage: Sendable, Equatable {
@@ -28,10 +36,7 @@ public struct HTTPResponseMessage: Sendable, Equatable {
     }
 
     /// The first field of that name (any case), if any.
-    public func field(_ name: String) -> String? {
-        let lowercase = name.lowercased()
-        return fields.first { $0.isNamed(lowercase) }?.value
-    }
+    public func field(_ name: String) -> String? { fields.value(named: name) }
 }
 
 /// Why an exchange produced no answer.

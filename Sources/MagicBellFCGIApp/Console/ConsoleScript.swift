@@ -191,20 +191,26 @@ async function loadProjects(next, quiet = false) {
   if (!quiet) announce(`${rows.children.length} project token${rows.children.length === 1 ? "" : "s"} listed.`);
 }
 
-async function revokeProject(token, label) {
-  if (busy || !confirm(`Revoke project token "${shown(label)}" (${shown(token.id)})? Anything using it stops working.`)) return;
+// One token's revoke, after confirm(); then `reload` as an action of its
+// own: the revoke is done, and a list that fails to reload is a failure of
+// its own. `kind` is "project" or "user".
+async function revoke(kind, token, label, consequence, reloading, reload) {
+  if (busy || !confirm(`Revoke ${kind} token "${shown(label)}" (${shown(token.id)})? ${consequence}`)) return;
+  const done = `${kind === "project" ? "Project" : "User"} token "${shown(label)}" revoked.`;
   let revoked = false;
-  await act("Revoking the project token", async () => {
-    await call("DELETE", `jwt/project/${pathID(token.id)}`);
+  await act(`Revoking the ${kind} token`, async () => {
+    await call("DELETE", `jwt/${kind}/${pathID(token.id)}`);
     revoked = true;
-    announce(`Project token "${shown(label)}" revoked.`);
+    announce(done);
   });
-  // The revoke is done; a list that fails to reload is a failure of its own.
-  if (revoked) await act("Reloading the list", async () => {
-    await loadProjects(false, true);
-    announce(`Project token "${shown(label)}" revoked.`);
+  if (revoked) await act(reloading, async () => {
+    await reload();
+    announce(done);
   });
 }
+
+const revokeProject = (token, label) =>
+  revoke("project", token, label, "Anything using it stops working.", "Reloading the list", () => loadProjects(false, true));
 
 $("project-refresh").addEventListener("click", () => act("Listing project tokens", () => loadProjects(false)));
 $("project-next").addEventListener("click", () => act("Listing project tokens", () => loadProjects(true)));
@@ -287,19 +293,10 @@ $("user-id").addEventListener("input", () => {
   if ($("user-id").value.trim() !== lookedUp) $("user-results").hidden = true;
 });
 
-async function revokeUserToken(token, label) {
-  if (busy || !confirm(`Revoke user token "${shown(label)}" (${shown(token.id)})? That session stops getting notifications.`)) return;
+function revokeUserToken(token, label) {
   const user = lookedUp;
-  let revoked = false;
-  await act("Revoking the user token", async () => {
-    await call("DELETE", `jwt/user/${pathID(token.id)}`);
-    revoked = true;
-    announce(`User token "${shown(label)}" revoked.`);
-  });
-  if (revoked) await act("Reloading the user's tokens", async () => {
-    await lookUp(user, true);
-    announce(`User token "${shown(label)}" revoked.`);
-  });
+  return revoke("user", token, label, "That session stops getting notifications.", "Reloading the user's tokens",
+                () => lookUp(user, true));
 }
 
 $("user-lookup").addEventListener("submit", (event) => {
