@@ -151,7 +151,12 @@ import FoundationNetworking
         try fake.misbehave("slow", seconds: 1)
         start = Date()
         let creating = Task { try await slow.createProjectJwt(CreateProjectTokenRequest(name: "kept")) }
-        try await Task.sleep(for: .milliseconds(300))
+        // Cancelled once the fake has the request (a fixed delay raced a busy CI machine, where the
+        // request was not out yet and the call was, rightly, cancelled before it was sent).
+        let sentBy = Date().addingTimeInterval(10)
+        while try !fake.requests().contains(where: { $0["method"] as? String == "POST" }) && Date() < sentBy {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         creating.cancel()
         let created = try await creating.value
         #expect(!created.tokenID.isEmpty && Date().timeIntervalSince(start) >= 0.9)

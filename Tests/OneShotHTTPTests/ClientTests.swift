@@ -106,9 +106,10 @@ final class ScriptedServer: @unchecked Sendable {
         #expect(Date().timeIntervalSince(start) < 1)
     }
 
-    /// Runs an exchange on a thread, cancels it after `after` seconds, and
-    /// returns how it ended ("cancelled", "answered 200", …) and when.
-    static func cancelled(after: Double, port: Int, timeout: Double) -> (outcome: String?, seconds: Double) {
+    /// Runs an exchange on a thread, cancels it after `after` seconds once
+    /// `ready()` holds, and returns how it ended ("cancelled", "answered 200", …) and when.
+    static func cancelled(after: Double, port: Int, timeout: Double,
+                          ready: () -> Bool = { true }) -> (outcome: String?, seconds: Double) {
         let cancellation = Cancellation()
         let outcome = SetOnce()
         let thread = Thread {
@@ -123,6 +124,7 @@ final class ScriptedServer: @unchecked Sendable {
         let start = Date()
         thread.start()
         usleep(UInt32(after * 1_000_000))
+        while !ready() && Date().timeIntervalSince(start) < 10 { usleep(10_000) }
         cancellation.cancel()
         while outcome.value == nil && Date().timeIntervalSince(start) < timeout + 5 { usleep(10_000) }
         return (outcome.value, Date().timeIntervalSince(start))
@@ -138,7 +140,8 @@ final class ScriptedServer: @unchecked Sendable {
 
         // Sent: the server may have acted on it, so its answer is waited for.
         let slow = try ScriptedServer([["sleep": 1.0], ["send": "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}"]])
-        let sent = Self.cancelled(after: 0.3, port: slow.port, timeout: 10)
+        // Cancelled once the server has the request, however long a busy machine took to send it.
+        let sent = Self.cancelled(after: 0.3, port: slow.port, timeout: 10, ready: { slow.requests().count == 1 })
         #expect(sent.outcome == "answered 201")
         #expect(slow.requests().count == 1)
 
