@@ -9,6 +9,18 @@ import Logging
 /// needs no lock.
 public protocol FastCGIResponder: AnyObject {
     func respond(to request: FastCGIRequest, with response: inout HTTPResponse)
+
+    /// Whether `request` is answered the same whatever its body, so that it
+    /// can be answered before its body has arrived. Asked only of a request
+    /// whose params are whole and whose body is still arriving (a web
+    /// server that streams uploads); true serves it at once, with an empty
+    /// body, and drops the rest of the body as it comes. The default, false,
+    /// parks the request until its body is whole.
+    func answersBeforeBody(_ request: some RequestParameters) -> Bool
+}
+
+extension FastCGIResponder {
+    public func answersBeforeBody(_ request: some RequestParameters) -> Bool { false }
 }
 
 /// A threaded libfcgi responder: one listen socket, N worker threads, each
@@ -27,7 +39,9 @@ public protocol FastCGIResponder: AnyObject {
 /// Checking: every record of a connection is checked before libfcgi sees
 /// it, management records are answered by this server, and a malformed
 /// connection is closed with one log line (`ConnectionWorker`,
-/// `RequestIntake`). Reads and writes time out after `ioTimeout`.
+/// `RequestIntake`). No worker waits for a request's bytes: a request still
+/// arriving is parked with its connection (`PartialRequest`). Writes time
+/// out after `ioTimeout`, and a request must be whole within it.
 public final class FastCGIServer: @unchecked Sendable {
     // @unchecked: every stored property is a `let`; the ones that are not
     // Sendable themselves are the listen socket (its descriptor is only
@@ -37,9 +51,10 @@ public final class FastCGIServer: @unchecked Sendable {
         public var workers: Int
         /// How long a stop waits for in-flight requests before exiting anyway.
         public var drainTimeout: Double
-        /// The longest a worker waits on one read or write of a connection,
-        /// or for the rest of a request's header block once it has begun.
-        /// nginx sends a request whole, so only a broken peer gets near it.
+        /// The longest a worker waits on one write of a connection, and the
+        /// longest a request may take to arrive whole from its first byte
+        /// (parked meanwhile: it holds no worker). nginx sends a request
+        /// whole, so only a broken or slow peer gets near it.
         public var ioTimeout: Double
         /// The largest header block (BEGIN_REQUEST and PARAMS) accepted.
         public var maxHeaderBytes: Int
@@ -55,10 +70,15 @@ public final class FastCGIServer: @unchecked Sendable {
         public var idleTimeout: Double
         /// Who may connect (`--peer-uid`, `FCGI_WEB_SERVER_ADDRS`).
         public var peers: PeerPolicy
+        /// The most memory that requests still arriving (parked with their
+        /// connections, `PartialRequest`) may hold together; beyond, the
+        /// connection that would go over is closed.
+        public var maxHeldBytes: Int
 
         public init(workers: Int = FastCGIServer.defaultWorkers, drainTimeout: Double = 10, ioTimeout: Double = 10,
                     maxHeaderBytes: Int = FastCGIPreflight.defaultLimit, maxBodyBytes: Int = 1 << 20,
-                    maxConnections: Int = 1024, idleTimeout: Double = 120, peers: PeerPolicy = PeerPolicy()) {
+                    maxConnections: Int = 1024, idleTimeout: Double = 120, peers: PeerPolicy = PeerPolicy(),
+                    maxHeldBytes: Int = 64 << 20) {
             self.workers = workers
             self.drainTimeout = drainTimeout
             self.ioTimeout = ioTimeout
@@ -67,6 +87,7 @@ public final class FastCGIServer: @unchecked Sendable {
             self.maxConnections = maxConnections
             self.idleTimeout = idleTimeout
             self.peers = peers
+            self.maxHeldBytes = maxHeldBytes
         }
 
         var limits: RequestIntake.Limits {
@@ -96,9 +117,8 @@ public final class FastCGIServer: @unchecked Sendable {
     private let events: Int32
     /// AF_UNIX, AF_INET or AF_INET6: what `options.peers` checks.
     private let family: Int32
-    /// The last time a refused peer was logged, for at most one line a second.
-    private let refusedPeers = RateLimitedWarning()
-    private let refusedOverLimit = RateLimitedWarning()
+    /// Every refusal, counted by reason and logged at most once a second each.
+    private let refusals: Refusals
     /// Open connections and how long parked ones have been idle.
     private let connections: IdleConnections
 
@@ -111,7 +131,8 @@ public final class FastCGIServer: @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.makeResponder = makeResponder
-        connections = IdleConnections(maxConnections: options.maxConnections)
+        connections = IdleConnections(maxConnections: options.maxConnections, maxHeldBytes: options.maxHeldBytes)
+        refusals = Refusals(activity: self.activity, logger: logger)
         var bound = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &bound) {
@@ -181,7 +202,7 @@ public final class FastCGIServer: @unchecked Sendable {
         let finished = DispatchGroup()
         let workers = try (0..<options.workers).map { index in
             try ConnectionWorker(index: index, responder: try makeResponder(), limits: options.limits,
-                                 ioTimeout: options.ioTimeout, logger: logger, activity: activity)
+                                 ioTimeout: options.ioTimeout, logger: logger, activity: activity, refusals: refusals)
         }
         for (index, worker) in workers.enumerated() {
             finished.enter()
@@ -207,13 +228,16 @@ public final class FastCGIServer: @unchecked Sendable {
     private func waitForStop(signalFD: Int32, onHangup: (() -> Void)?) {
         var fds = [pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
+        // A few times per --io-timeout (at most once a second), shut down the
+        // parked connections past their deadline: idle for too long, or with
+        // a request not whole in time. Each scan is one load per descriptor slot.
+        let interval = Int32(min(1000, max(50, options.ioTimeout * 250)))
         while true {
-            // Once a second, close the connections idle for too long.
-            let ready = poll(&fds, 2, 1000)
+            let ready = poll(&fds, 2, interval)
             if ready < 0 { if errno == EINTR { continue }; return }
             if ready == 0 {
-                let reaped = connections.reap(now: MonotonicClock.now(), timeout: options.idleTimeout)
-                if reaped > 0 { logger.debug("closed idle connections", metadata: ["count": "\(reaped)"]) }
+                let reaped = connections.reap(now: MonotonicClock.now())
+                if reaped > 0 { logger.debug("closed parked connections past their deadline", metadata: ["count": "\(reaped)"]) }
                 continue
             }
             if fds[1].revents != 0 { return }
@@ -238,19 +262,24 @@ public final class FastCGIServer: @unchecked Sendable {
         var stopping = false
         while true {
             let fd: Int32
+            var partial: PartialRequest?
             switch stopping ? nextWhileStopping() : wait() {
             case .stop:
                 if stopping { return } // nothing is left to serve
                 stopping = true
                 continue
             case .kept(let kept):
-                connections.claim(kept)
+                partial = connections.claim(kept)
                 fd = kept
             case .listen:
                 guard let accepted = accept() else { continue }
                 fd = accepted
             }
-            if worker.serve(fd) == .park { park(fd) } else { connections.closed() }
+            switch worker.serve(fd, resuming: partial) {
+            case .park: park(fd, until: MonotonicClock.now() + options.idleTimeout)
+            case .parkPartial(let request): park(fd, until: request.deadline, holding: request)
+            case .closed: connections.closed()
+            }
         }
     }
 
@@ -274,35 +303,41 @@ public final class FastCGIServer: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         if let reason = options.peers.refusal(of: fd, family: family) {
             close(fd)
-            activity.countRefused()
-            refusedPeers.warn(logger, "refused a connection", reason)
+            refusals.record(.peer, reason)
             return nil
         }
         guard connections.admit() else {
             close(fd)
-            activity.countRefused()
-            refusedOverLimit.warn(logger, "refused a connection", "\(options.maxConnections) connections open (--max-connections)")
+            refusals.record(.limit, "\(options.maxConnections) connections open (--max-connections)")
             return nil
         }
         return fd
     }
 
-    /// Puts a connection in the shared set, to be served when it has data.
-    private func park(_ fd: Int32) {
+    /// Puts a connection in the shared set, to be served when it has data,
+    /// with its request still arriving, if any, until `deadline`.
+    private func park(_ fd: Int32, until deadline: Double, holding partial: PartialRequest? = nil) {
         // Stamped before it is armed: a worker woken at once finds the stamp to claim.
-        connections.parked(fd, now: MonotonicClock.now())
+        if let refusal = connections.park(fd, until: deadline, holding: partial) {
+            close(fd)
+            connections.closed()
+            refusals.record(.limit, refusal)
+            return
+        }
         if !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue, modify: true)
             && !Self.watch(events, fd, EPOLLIN.rawValue | EPOLLONESHOT.rawValue) {
-            connections.claim(fd)
+            _ = connections.claim(fd)
             close(fd)
             connections.closed()
         }
     }
 
     /// After a stop: what is still to be served. Requests already sent on
-    /// kept connections are answered, and, on a unix socket this process
-    /// created (its path is gone, so the queue only shrinks), so are the
-    /// connections queued on it. `.stop` when nothing is left.
+    /// kept connections are answered, and so are requests still arriving
+    /// (parked: their rest is waited for, within their deadline and the
+    /// drain timeout), and, on a unix socket this process created (its path
+    /// is gone, so the queue only shrinks), so are the connections queued
+    /// on it. `.stop` when nothing is left.
     ///
     /// One event per call: a one-shot kept connection that was dequeued but
     /// not served would never be reported again. The stop eventfd is always
@@ -311,7 +346,15 @@ public final class FastCGIServer: @unchecked Sendable {
     private func nextWhileStopping() -> Wake {
         var event = epoll_event()
         var stopsSeen = 0
-        while stopsSeen < 2 {
+        while true {
+            if stopsSeen >= 2 {
+                // Nothing ready; a request still arriving is worth waiting
+                // for (the reaper no longer runs: its deadline is checked here).
+                guard connections.partials > 0 else { break }
+                _ = connections.reap(now: MonotonicClock.now())
+                usleep(20_000)
+                stopsSeen = 0
+            }
             let count = epoll_wait(events, &event, 1, 0)
             if count < 0 && errno == EINTR { continue }
             guard count == 1 else { break }

@@ -50,7 +50,9 @@ struct RequestIntake {
         case invalid(String)
     }
 
-    enum Phase: Equatable { case idle, params, stdin, complete }
+    /// `answered`: the request was answered before its body had arrived
+    /// (`ConnectionWorker`); the rest of its STDIN is read and dropped.
+    enum Phase: Equatable { case idle, params, stdin, complete, answered }
 
     let limits: Limits
     private(set) var phase = Phase.idle
@@ -73,6 +75,15 @@ struct RequestIntake {
 
     /// Between requests: nothing of one has been taken yet.
     var isIdle: Bool { phase == .idle }
+
+    /// The open request was answered before its body ended. §3.3: its id
+    /// is inactive from its END_REQUEST on, and the application ignores its
+    /// records; they are still checked and bounded as its body (the body
+    /// limit, the request's deadline) until the empty STDIN that ends it.
+    mutating func answered() {
+        precondition(phase == .stdin, "only a request whose params are whole can be answered")
+        phase = .answered
+    }
 
     /// Ready for the connection's next request. The answer and skip
     /// budgets are the intake's, not the request's: they are not reset.
@@ -100,7 +111,7 @@ struct RequestIntake {
             guard header.contentLength == 8 else { return "malformed BEGIN_REQUEST" }
         case FCGI.params where phase == .params && header.requestID == requestID:
             guard headerBytes + header.recordLength <= limits.maxHeaderBytes else { return "header block over \(limits.maxHeaderBytes) bytes" }
-        case FCGI.stdin where phase == .stdin && header.requestID == requestID:
+        case FCGI.stdin where (phase == .stdin || phase == .answered) && header.requestID == requestID:
             guard bodyBytes + header.contentLength <= limits.maxBodyBytes else { return "request body over \(limits.maxBodyBytes) bytes" }
         default:
             break
@@ -117,6 +128,10 @@ struct RequestIntake {
         case FCGI.beginRequest:
             return begin(id, content)
         case FCGI.abortRequest:
+            if id == requestID && phase == .answered { // it was answered: nothing more will come for it
+                phase = .idle
+                return .skip
+            }
             guard id == requestID, phase == .params || phase == .stdin else { return skip(header) }
             reset()
             if let over = spendAnswer() { return over }
@@ -144,6 +159,10 @@ struct RequestIntake {
             bodyBytes += header.contentLength
             if header.contentLength == 0 { phase = .complete }
             return .request
+        case (FCGI.stdin, .answered):
+            bodyBytes += header.contentLength // within the body limit: precheck
+            if header.contentLength == 0 { phase = .idle }
+            return .skip
         default:
             return .invalid("record type \(header.type) inside request \(id)")
         }
@@ -163,6 +182,9 @@ struct RequestIntake {
 
     private mutating func begin(_ id: UInt16, _ content: UnsafeRawBufferPointer) -> Action {
         let role = UInt16(content[0]) << 8 | UInt16(content[1])
+        // §3.3: an answered request's id is inactive, and a web server that
+        // gave up sending its body may begin the next request at once.
+        if phase == .answered { reset() }
         if phase != .idle {
             if id == requestID { return .invalid("request \(id) begun twice") }
             return refuse(id, FCGI.cantMultiplex, warning: nil)
@@ -171,6 +193,7 @@ struct RequestIntake {
             return refuse(id, FCGI.unknownRole, warning: "FastCGI role \(role), not RESPONDER")
         }
         refused.removeAll { $0 == id }
+        reset()
         phase = .params
         requestID = id
         keepConnection = content[2] & FCGI.keepConnFlag != 0

@@ -2,7 +2,7 @@ import Synchronization
 
 /// What the workers are doing, for metrics: which are busy with a request,
 /// how each request came in (peeked whole, or read record by record), and
-/// how many connections and requests the record check refused.
+/// how many connections and requests were refused, by reason.
 ///
 /// Each worker writes only its own slot, and slots are separate, padded
 /// allocations, so marking a request costs two uncontended atomic stores and
@@ -19,10 +19,13 @@ public final class WorkerActivity: Sendable {
     }
 
     private let slots: [Slot]
-    private let refused = Atomic<Int>(0)
+    /// Refusals by reason, in `RefusalReason.allCases` order.
+    private let refused: [Counter]
+    final class Counter: Sendable { let value = Atomic<Int>(0) }
 
     public init(workers: Int) {
         slots = (0..<workers).map { _ in Slot() }
+        refused = RefusalReason.allCases.map { _ in Counter() }
     }
 
     /// The number of workers.
@@ -31,8 +34,10 @@ public final class WorkerActivity: Sendable {
     /// Workers handling a request right now (a scrape counts itself).
     public var busy: Int { slots.reduce(0) { $0 + ($1.busy.load(ordering: .relaxed) ? 1 : 0) } }
 
-    /// Connections closed, and requests refused, by the record check since the start.
-    public var refusedConnections: Int { refused.load(ordering: .relaxed) }
+    /// Connections closed, and requests refused, since the start, for `reason`.
+    public func refusals(_ reason: RefusalReason) -> Int {
+        refused[RefusalReason.allCases.firstIndex(of: reason)!].value.load(ordering: .relaxed)
+    }
 
     /// Requests served since the start: peeked whole from the socket, or
     /// read record by record (management records, a request in pieces).
@@ -49,5 +54,7 @@ public final class WorkerActivity: Sendable {
             slot.read.store(slot.read.load(ordering: .relaxed) + 1, ordering: .relaxed)
         }
     }
-    func countRefused() { refused.add(1, ordering: .relaxed) }
+    func countRefused(_ reason: RefusalReason) {
+        refused[RefusalReason.allCases.firstIndex(of: reason)!].value.add(1, ordering: .relaxed)
+    }
 }

@@ -62,6 +62,14 @@ public final class MagicBellResponder: FastCGIResponder {
         self.generation = generation
     }
 
+    /// Only the admin route reads a body (its creates); the token and
+    /// metrics routes, and a refusal, answer the same whatever the body, so
+    /// a body still arriving (a web server that streams uploads) is not
+    /// waited for (issue 19 §2).
+    public func answersBeforeBody(_ request: some RequestParameters) -> Bool {
+        !(request.param(Route.routeParam)?.equals("admin") ?? false)
+    }
+
     /// Unix seconds; `time()` is a vDSO call, no syscall.
     public static let systemClock: @Sendable () -> Int = { Int(time(nil)) }
 

@@ -138,8 +138,11 @@ public final class Metrics: Sendable {
             sample("magicbell_fcgi_workers", [], "\(activity.workers)")
             family("magicbell_fcgi_workers_busy", "gauge", "Workers handling a request (this scrape included).")
             sample("magicbell_fcgi_workers_busy", [], "\(activity.busy)")
-            family("magicbell_fcgi_fastcgi_refused_total", "counter", "FastCGI connections closed, or requests refused, by the record check.")
-            sample("magicbell_fcgi_fastcgi_refused_total", [], "\(activity.refusedConnections)")
+            family("magicbell_fcgi_fastcgi_refused_total", "counter",
+                   "FastCGI connections closed, or requests refused, by reason: peer, limit, malformed, incomplete, unsupported.")
+            for reason in RefusalReason.allCases {
+                sample("magicbell_fcgi_fastcgi_refused_total", [("reason", reason.rawValue)], "\(activity.refusals(reason))")
+            }
             family("magicbell_fcgi_fastcgi_requests_total", "counter",
                    "FastCGI requests handed to the app, by how they came in: peeked (whole, in one look) or read (record by record).")
             sample("magicbell_fcgi_fastcgi_requests_total", [("intake", "peeked")], "\(activity.peekedRequests)")

@@ -165,4 +165,38 @@ struct RequestIntakeTests {
         #expect(Self.take(F.begin() + F.record(F.params, []) + F.record(F.stdin, Array(repeating: 1, count: 100))
                           + F.record(F.stdin, [1]), &body).last == .invalid("request body over 100 bytes"))
     }
+
+    /// Issue 19 §2: a request answered before its body ended. Its id is
+    /// inactive (§3.3): the rest of its STDIN is dropped, within the body
+    /// limit, and its end, an ABORT_REQUEST or the next BEGIN_REQUEST ends it.
+    @Test func anAnsweredRequestsBodyIsDroppedWithinTheLimitUntilItEnds() {
+        var intake = RequestIntake(limits: Self.limits)
+        _ = Self.take(Self.valid + F.record(F.stdin, [1, 2]), &intake)
+        #expect(intake.phase == .stdin)
+        intake.answered()
+        #expect(Self.take(F.record(F.stdin, Array(repeating: 7, count: 50)), &intake) == [.skip])
+        #expect(Self.take(F.record(F.getValues, id: 0, []), &intake).count == 1, "management records are still answered")
+        #expect(Self.take(F.record(F.stdin, []), &intake) == [.skip])
+        #expect(intake.isIdle)
+
+        // Over the body limit (100 bytes here), answered or not.
+        var over = RequestIntake(limits: Self.limits)
+        _ = Self.take(Self.valid + F.record(F.stdin, Array(repeating: 1, count: 60)), &over)
+        over.answered()
+        #expect(Self.take(F.record(F.stdin, Array(repeating: 1, count: 41)), &over).first.map {
+            if case .invalid = $0 { return true } else { return false }
+        } == true)
+
+        // A web server that gives up the body: ABORT_REQUEST, or the next request at once.
+        var aborted = RequestIntake(limits: Self.limits)
+        _ = Self.take(Self.valid, &aborted)
+        aborted.answered()
+        #expect(Self.take(F.record(F.abortRequest, []), &aborted) == [.skip])
+        #expect(aborted.isIdle)
+        var next = RequestIntake(limits: Self.limits)
+        _ = Self.take(Self.valid, &next)
+        next.answered()
+        #expect(Self.take(Self.valid + F.record(F.stdin, []), &next).allSatisfy { $0 == .request })
+        #expect(next.isComplete)
+    }
 }

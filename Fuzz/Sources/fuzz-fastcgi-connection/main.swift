@@ -149,7 +149,13 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     // sent, so a parked connection is readable at once (more requests, or
     // the end): a park that is not is a worker that lost track of its bytes.
     var served = 0
-    while worker.serve(server) == .park {
+    var partial: PartialRequest?
+    parking: while true {
+        switch worker.serve(server, resuming: partial) {
+        case .closed: break parking
+        case .park: partial = nil
+        case .parkPartial(let request): partial = request
+        }
         var ready = pollfd(fd: server, events: Int16(POLLIN), revents: 0)
         precondition(poll(&ready, 1, 0) == 1, "a parked connection with bytes or an end to read is not readable")
         served += 1

@@ -206,7 +206,9 @@ final class Lighttpd: ServerProcess, @unchecked Sendable {
     ///   - variables: the recipe's `var.` settings; the password files and the
     ///     identity script are set to the test's.
     ///   - replacing: text of the recipe to replace, as a user edits it.
-    init(scratch: Scratch, recipe: String, variables: [String: String], replacing: [String: String] = [:]) throws {
+    ///   - site: the site's own settings, before the recipe's include.
+    init(scratch: Scratch, recipe: String, variables: [String: String], replacing: [String: String] = [:],
+         site: String = "") throws {
         try super.init(scratch: scratch, name: "lighttpd")
         let fm = FileManager.default
         for dir in ["htdocs", "tmp"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
@@ -229,6 +231,7 @@ final class Lighttpd: ServerProcess, @unchecked Sendable {
         server.upload-dirs = ( "\(root)/tmp" )
         \(all.sorted { $0.key < $1.key }.map { "var.\($0.key) = \"\($0.value)\"" }.joined(separator: "\n"))
         \(sanitizer.isEmpty ? "" : "setenv.add-environment = ( \(sanitizer) )")
+        \(site)
         include "\(root)/\(recipe)"
         """
         try conf.write(toFile: "\(root)/lighttpd.conf", atomically: true, encoding: .utf8)
