@@ -23,8 +23,16 @@ import TestSupport
         "MAGICBELL_ROUTE": "token", "MAGICBELL_API_KEY": Project.apiKey, "MAGICBELL_SECRET_KEY": Project.secret,
     ]
 
-    func cgi(_ environment: [String: String], arguments: [String] = [], stdin: String? = nil) throws -> Answer {
-        let result = try runProcess(Project.binary, arguments, environment: environment, stdin: stdin)
+    /// `hosts`: a hosts(5) file the program resolves names with, mounted
+    /// over /etc/hosts in a mount namespace of its own (unshare(1), as root;
+    /// the machine's file is untouched), so that a name such as
+    /// foo.example.com reaches a fake on 127.0.0.1 through the program's own
+    /// resolver, whichever HTTP client it uses.
+    func cgi(_ environment: [String: String], arguments: [String] = [], stdin: String? = nil, hosts: String? = nil) throws -> Answer {
+        let (program, prefix) = hosts.map {
+            ("/usr/bin/unshare", ["--mount", "/bin/sh", "-c", #"mount --bind "$0" /etc/hosts && exec "$@""#, $0, Project.binary])
+        } ?? (Project.binary, [])
+        let result = try runProcess(program, prefix + arguments, environment: environment, stdin: stdin)
         #expect(result.status == 0, "a CGI program that answered exits 0: \(result.stderr)")
         let parts = result.stdout.components(separatedBy: "\r\n\r\n")
         let head = parts[0].components(separatedBy: "\r\n")
@@ -37,6 +45,14 @@ import TestSupport
             if pair.count == 2 { headers[pair[0].lowercased()] = pair[1].trimmingCharacters(in: .whitespaces) }
         }
         return Answer(status: status, headers: headers, body: parts.dropFirst().joined(separator: "\r\n\r\n"), stderr: result.stderr)
+    }
+
+    /// GET /magicbell-admin/jwt/project, which `fake` answers.
+    static func listProjectTokens(_ fake: FakeMagicBell) -> [String: String] {
+        server.merging([
+            "MAGICBELL_ROUTE": "admin", "SCRIPT_NAME": "/magicbell-admin/jwt/project",
+            "REQUEST_URI": "/magicbell-admin/jwt/project", "MAGICBELL_USER_EXTERNAL_ID": "ops",
+        ].merging(Responder.upstream(fake)) { $1 }) { $1 }
     }
 
     @Test func aTokenForTheServerSetIdentityThatPyJWTVerifies() throws {
@@ -93,10 +109,7 @@ import TestSupport
         let certificate = try TestCertificates.make("IP:127.0.0.1")
         let fake = try FakeMagicBell(tls: certificate)
         #expect(fake.baseURL.absoluteString.hasPrefix("https://127.0.0.1:"))
-        var environment = Self.server.merging([
-            "MAGICBELL_ROUTE": "admin", "SCRIPT_NAME": "/magicbell-admin/jwt/project",
-            "REQUEST_URI": "/magicbell-admin/jwt/project", "MAGICBELL_USER_EXTERNAL_ID": "ops",
-        ].merging(Responder.upstream(fake)) { $1 }) { $1 }
+        var environment = Self.listProjectTokens(fake)
         environment["SSL_CERT_FILE"] = certificate.certificate
         let listed = try cgi(environment)
         #expect(listed.status == 200, "\(listed.body) \(listed.stderr)")

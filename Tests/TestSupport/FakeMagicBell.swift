@@ -79,11 +79,39 @@ public enum TestCertificates {
     /// A self-signed certificate (P-256, one day) for `subjectAltName`, e.g. "DNS:localhost,IP:127.0.0.1".
     public static func make(_ subjectAltName: String) throws -> Pair {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("cert-\(UUID().uuidString)").path
-        let made = try runProcess("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                                              "-nodes", "-days", "1", "-subj", "/CN=test", "-addext", "subjectAltName=\(subjectAltName)",
-                                              "-keyout", base + ".key", "-out", base + ".pem"])
-        guard made.status == 0 else { throw CocoaError(.featureUnsupported, userInfo: [NSDebugDescriptionErrorKey: made.stderr]) }
+        try openssl(["-subj", "/CN=test", "-addext", "subjectAltName=\(subjectAltName)", "-keyout", base + ".key", "-out", base + ".pem"])
         return Pair(certificate: base + ".pem", key: base + ".key")
+    }
+
+    /// A certificate authority for one test, to put in SSL_CERT_FILE, and
+    /// the server certificates it signs.
+    public struct Authority: Sendable {
+        public let certificate: String
+        let key: String
+
+        /// A server certificate (CA:FALSE) for `commonName`, with
+        /// `subjectAltName` (e.g. "DNS:api.example.com") when given.
+        public func issue(commonName: String, subjectAltName: String?) throws -> Pair {
+            let base = FileManager.default.temporaryDirectory.appendingPathComponent("leaf-\(UUID().uuidString)").path
+            let names = subjectAltName.map { ["-addext", "subjectAltName=\($0)"] } ?? []
+            try TestCertificates.openssl(["-subj", "/CN=\(commonName)", "-addext", "basicConstraints=CA:FALSE"] + names
+                                         + ["-CA", certificate, "-CAkey", key, "-keyout", base + ".key", "-out", base + ".pem"])
+            return Pair(certificate: base + ".pem", key: base + ".key")
+        }
+    }
+
+    public static func authority() throws -> Authority {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("ca-\(UUID().uuidString)").path
+        try openssl(["-subj", "/CN=magicbell-fcgi test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                     "-addext", "keyUsage=critical,keyCertSign", "-keyout", base + ".key", "-out", base + ".pem"])
+        return Authority(certificate: base + ".pem", key: base + ".key")
+    }
+
+    /// `openssl req -x509` for a P-256 key that lasts a day, with `arguments`.
+    static func openssl(_ arguments: [String]) throws {
+        let made = try runProcess("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                                              "-nodes", "-days", "1"] + arguments)
+        guard made.status == 0 else { throw CocoaError(.featureUnsupported, userInfo: [NSDebugDescriptionErrorKey: made.stderr]) }
     }
 }
 
