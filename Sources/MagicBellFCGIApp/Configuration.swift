@@ -170,6 +170,13 @@ public struct Configuration: Sendable {
               components.user == nil, components.password == nil, let url = components.url else {
             throw ConfigurationError("MAGICBELL_API_URL", "must be an absolute URL like https://api.magicbell.com/v2, without query or credentials")
         }
+        // RFC 3986 §3.2.3 allows any digits, TCP only 1...65535: getaddrinfo
+        // took 99999 as 34463, and a port too large for an Int parses as
+        // none (443). An empty port is the scheme's.
+        let port = components.rangeOfPort.flatMap { range in components.string.map { String($0[range]) } } ?? ""
+        guard port.isEmpty || components.port.map({ (1...65535).contains($0) }) == true else {
+            throw ConfigurationError("MAGICBELL_API_URL", "has port \"\(port.prefix(32))\", which is not a TCP port from 1 to 65535")
+        }
         let loopback = ["127.0.0.1", "localhost", "::1", "[::1]"].contains(host.lowercased())
         guard scheme == "https" || (scheme == "http" && loopback) else {
             throw ConfigurationError("MAGICBELL_API_URL", "must use https (http only on loopback): it carries the project token")

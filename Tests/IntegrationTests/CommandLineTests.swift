@@ -123,6 +123,22 @@ import TestSupport
         #expect(!both.stderr.contains(Project.secret))
     }
 
+    /// A MAGICBELL_API_URL port outside 1...65535 stops check-config and
+    /// serve, naming the variable, instead of reaching another port.
+    @Test func aPortOutsideTheTCPRangeIsRefusedAtStart() throws {
+        for port in ["0", "65536", "99999"] {
+            let env = Responder.environment(["MAGICBELL_API_URL": "https://api.magicbell.com:\(port)/v2"])
+            let check = try Self.run(["check-config"], environment: env)
+            #expect(check.status == 78 && check.stderr.contains("MAGICBELL_API_URL"), "\(port): \(check.status) \(check.stderr)")
+            let serve = try Self.run(["serve", "--socket", "/nonexistent/never.sock"], environment: env)
+            #expect(serve.status == 78 && serve.stderr == check.stderr, "\(port): \(serve.status) \(serve.stderr)")
+        }
+        for port in ["1", "65535"] {
+            let check = try Self.run(["check-config"], environment: Responder.environment(["MAGICBELL_API_URL": "https://api.magicbell.com:\(port)/v2"]))
+            #expect(check.status == 0 && check.output.contains("https://api.magicbell.com:\(port)/v2"), "\(port): \(check.stderr)")
+        }
+    }
+
     @Test func helpListsSubcommandsAndVariables() throws {
         let help = try Self.run(["--help"])
         #expect(help.status == 0)

@@ -152,6 +152,17 @@ import Testing
         }
     }
 
+    /// TCP ports are 1...65535: port 99999 was accepted, and getaddrinfo
+    /// then took it modulo 65536 (the client connected to port 34463).
+    @Test func apiURLPortIsATCPPort() throws {
+        for good in [1, 65535] {
+            #expect(try load(with(["MAGICBELL_API_URL": "https://api.magicbell.com:\(good)/v2"])).apiURL.port == good)
+        }
+        for bad in ["0", "65536", "99999", "34463000", "18446744073709551617"] {
+            expectError(with(["MAGICBELL_API_URL": "https://api.magicbell.com:\(bad)/v2"]), variable: "MAGICBELL_API_URL")
+        }
+    }
+
     @Test func upstreamTimeoutRange() throws {
         #expect(try load(with(["MAGICBELL_UPSTREAM_TIMEOUT": "2.5"])).upstreamTimeout == 2.5)
         for bad in ["0", "0.1", "121", "ten", ""] {
