@@ -35,6 +35,7 @@ final class TLSContext: Sendable {
         guard let context = SSL_CTX_new(TLS_client_method()) else { return .failure(.tls("no TLS context: \(TLSSession.lastError())")) }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
         mbf_ssl_ctx_configure(context)
+        mbf_ssl_ctx_check_names_as_libcurl(context)
         let trusted = caFile.map { SSL_CTX_load_verify_locations(context, $0, nil) } ?? SSL_CTX_set_default_verify_paths(context)
         guard mbf_ssl_ctx_set_min_tls12(context) == 1, trusted == 1 else {
             let why = TLSSession.lastError()
@@ -61,8 +62,9 @@ final class TLSSession: ByteStream {
     deinit { SSL_free(ssl) } // frees both BIOs
 
     /// Shakes hands with `host`, whose certificate must name it (RFC 6125
-    /// through OpenSSL's host check; an IP literal is checked as an IP SAN
-    /// and sent without SNI, RFC 6066 §3).
+    /// through OpenSSL's host check, with libcurl's rules: see
+    /// mbf_ssl_ctx_check_names_as_libcurl; an IP literal is checked as an IP
+    /// SAN and sent without SNI, RFC 6066 §3).
     init(over connection: TCPConnection, host: String, context: TLSContext, deadline: Deadline) throws(ExchangeFailure) {
         ERR_clear_error()
         guard let ssl = SSL_new(try context.context()) else { throw .tls("no TLS session: \(Self.lastError())") }
