@@ -116,6 +116,50 @@ import TestSupport
         }
     }
 
+    /// Settings a site makes for its own pages that nginx's header filters
+    /// apply to every location inheriting them: (server block, http block).
+    static let siteWideCacheHeaders: [(server: String, http: String)] = [
+        ("expires 1h;", ""),
+        ("", "expires max;"),
+        (#"add_header Cache-Control "public, max-age=3600";"#, ""),
+        (#"add_header Expires "Thu, 01 Jan 2099 00:00:00 GMT" always;"#, ""),
+        ("", #"add_header Cache-Control "public" always;"#),
+        ("fastcgi_hide_header Cache-Control;", ""),
+    ]
+
+    @Test(arguments: siteWideCacheHeaders.indices)
+    func aSiteWideCacheHeaderNeverMakesAnAnswerCacheable(_ index: Int) throws {
+        let (server, http) = Self.siteWideCacheHeaders[index]
+        let stack = try Stack(fake: true, serverExtra: """
+            include snippets/magicbell-admin.conf;
+            include snippets/magicbell-metrics.conf;
+            location = /site-page { return 200 "page"; }
+            location = /site-app { fastcgi_pass magicbell_fcgi; }
+            \(server)
+            """, httpExtra: http)
+        let nginx = stack.nginx
+        let answers = [
+            ("token", try nginx.get("/magicbell-token", headers: [HTTP.basic("alice", "alice")])),
+            ("admin list", try nginx.admin("GET", "jwt/project")),
+            ("admin console", try nginx.admin("GET", "")),
+            ("admin error", try nginx.admin("GET", "jwt/nothing-here")),
+            ("metrics", try nginx.get("/magicbell-admin/metrics", headers: [HTTP.basic("prometheus", "prometheus")])),
+        ]
+        for (name, answer) in answers {
+            let cacheControl = answer.headers.filter { $0.name.lowercased() == "cache-control" }.map(\.value)
+            #expect(cacheControl == ["no-store"], "\(server)\(http): the \(name) (\(answer.status)) says Cache-Control \(cacheControl)")
+            #expect(answer.header("Expires") == nil, "\(server)\(http): the \(name) says Expires \(answer.header("Expires") ?? "")")
+        }
+        #expect(answers[0].1.status == 200 && answers[1].1.status == 200 && answers[4].1.status == 200)
+        // The setting is live: the site's own page, or its own FastCGI
+        // location (an answer of the responder's), shows it.
+        func cacheHeaders(_ answer: HTTPResponse) -> [String] {
+            answer.headers.filter { ["cache-control", "expires"].contains($0.name.lowercased()) }.map { "\($0.name): \($0.value)" }
+        }
+        let page = cacheHeaders(try nginx.get("/site-page")), app = cacheHeaders(try nginx.get("/site-app"))
+        #expect(!page.isEmpty || app != ["Cache-Control: no-store"], "\(server)\(http) changed nothing: \(page) \(app)")
+    }
+
     @Test func aSiteWideProxyCacheNeverCachesTheSessionCheck() throws {
         let scratch = try Scratch()
         let authPort = try Sockets.freePort()
