@@ -26,4 +26,35 @@ import TestSupport
         #expect(try backend.fake.requests().isEmpty, "nothing reached MagicBell")
         try RecipeChecks.tokenForTheAuthenticatedUserOnly(apache, log: apache.errorLog)
     }
+
+    /// Exactly the responder's `Cache-Control: no-store`, and no `Expires`.
+    static func keepsNoStore(_ answer: HTTPResponse, _ name: String) {
+        let cacheControl = answer.headers.filter { $0.name.lowercased() == "cache-control" }.map(\.value)
+        #expect(cacheControl == ["no-store"], "\(name) (\(answer.status)): Cache-Control \(cacheControl)")
+        #expect(answer.header("Expires") == nil, "\(name): Expires \(answer.header("Expires") ?? "")")
+    }
+
+    /// mod_expires as a site turns it on for its static files.
+    static let siteWideExpires = "ExpiresActive On\nExpiresDefault \"access plus 1 hour\""
+
+    @Test func aSiteWideExpiresKeepsTheAnswersNoStore() throws {
+        let backend = try RecipeChecks.Backend()
+        let apache = try Apache(scratch: backend.scratch, recipe: "magicbell-fcgi.conf", defines: ["MAGICBELL_SOCKET": backend.socket],
+                                site: Self.siteWideExpires, modules: ["expires"])
+        let token = try apache.get("/magicbell-token", headers: [HTTP.basic("alice", "alice")])
+        #expect(token.status == 200, "\(token.text) \(apache.errorLog)")
+        Self.keepsNoStore(token, "the token")
+        Self.keepsNoStore(try apache.admin("GET", "jwt/project"), "an admin answer")
+        Self.keepsNoStore(try apache.get("/magicbell-admin/metrics", headers: [HTTP.basic("prometheus", "prometheus")]), "the metrics")
+    }
+
+    @Test func aSiteWideExpiresKeepsTheCGITokensNoStore() throws {
+        let scratch = try Scratch()
+        let apache = try Apache(scratch: scratch, recipe: "magicbell-cgi.conf", defines: ["MAGICBELL_PROGRAM": Project.binary],
+                                replacing: ["pk_your_project_api_key": Project.apiKey, "/etc/magicbell-fcgi/secret-key": try scratch.secretKeyFile()],
+                                site: Self.siteWideExpires, modules: ["expires"])
+        let token = try apache.get("/magicbell-token", headers: [HTTP.basic("alice", "alice")])
+        #expect(token.status == 200, "\(token.text) \(apache.errorLog)")
+        Self.keepsNoStore(token, "the CGI token")
+    }
 }

@@ -101,8 +101,9 @@ final class Apache: ServerProcess, @unchecked Sendable {
     ///     `MAGICBELL_SCRAPERS` are set to the test's password files.
     ///   - replacing: text of the recipe to replace, as a user edits it.
     ///   - site: the site's own directives, before the recipe's Include.
+    ///   - modules: more modules the site loads (e.g. `expires`, `cache`).
     init(scratch: Scratch, recipe: String, defines: [String: String], replacing: [String: String] = [:],
-         site: String = "") throws {
+         site: String = "", modules extraModules: [String] = []) throws {
         cgiReports = scratch.file("apache/cgi-reports")
         try super.init(scratch: scratch, name: "apache")
         let fm = FileManager.default
@@ -120,7 +121,7 @@ final class Apache: ServerProcess, @unchecked Sendable {
         if asRoot { chmod(scratch.path, 0o755) }
         // As Debian enables them by default: access_compat (Order, Allow, Satisfy) included.
         let modules = ["mpm_event", "authn_core", "authn_file", "authz_core", "authz_user", "auth_basic", "access_compat",
-                       "proxy", "proxy_fcgi", "cgid", "alias", "rewrite", "env"]
+                       "proxy", "proxy_fcgi", "cgid", "alias", "rewrite", "env"] + extraModules
         let conf = """
         ServerRoot \(root)
         PidFile \(root)/run/httpd.pid
