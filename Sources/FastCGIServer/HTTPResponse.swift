@@ -6,6 +6,8 @@ public struct HTTPResponse {
     /// Header lines, each `Name: value\r\n`.
     private var headerLines: [UInt8] = []
     public var body: [UInt8] = []
+    /// An answer to HEAD: the head alone (see `omitBody`).
+    public private(set) var omitsBody = false
 
     public init() {
         headerLines.reserveCapacity(512)
@@ -15,11 +17,17 @@ public struct HTTPResponse {
     /// Empties the response, keeping the buffers' capacity.
     public mutating func reset() {
         status = 200
+        omitsBody = false
         headerLines.removeAll(keepingCapacity: true)
         body.removeAll(keepingCapacity: true)
     }
 
     public mutating func setStatus(_ code: Int) { status = code }
+
+    /// Sends the head alone: the answer to a HEAD request, which has no body
+    /// (RFC 9110 §9.3.2). No `Content-Length` either: §8.6 allows one only
+    /// with the length a GET would have had, and this answer is not a GET's.
+    public mutating func omitBody() { omitsBody = true }
 
     public mutating func addHeader(_ name: StaticString, _ value: StaticString) {
         appendLine(name, UnsafeRawBufferPointer(start: value.utf8Start, count: value.utf8CodeUnitCount))
@@ -59,6 +67,10 @@ public struct HTTPResponse {
         out.append(contentsOf: Self.reasonPhrase(status).utf8)
         out.append(contentsOf: "\r\n".utf8)
         out.append(contentsOf: headerLines)
+        if omitsBody {
+            out.append(contentsOf: "\r\n".utf8)
+            return
+        }
         out.append(contentsOf: "Content-Length: ".utf8)
         appendDecimal(body.count, to: &out)
         out.append(contentsOf: "\r\n\r\n".utf8)

@@ -47,7 +47,7 @@ struct MagicBellRequest<Params: RequestParameters & RequestBodyReader> {
 /// A request method, read once. Methods are case-sensitive (RFC 9110 §9.1):
 /// `get` is not `GET`.
 enum HTTPMethod: Equatable {
-    case get, post, delete
+    case get, post, delete, head
     case other(String)
 
     init(_ bytes: UnsafeBufferPointer<UInt8>?) {
@@ -61,6 +61,8 @@ enum HTTPMethod: Equatable {
             self = .post
         } else if bytes.equals("DELETE") {
             self = .delete
+        } else if bytes.equals("HEAD") {
+            self = .head
         } else {
             self = .other(String(decoding: bytes.prefix(32), as: UTF8.self))
         }
@@ -74,6 +76,7 @@ enum HTTPMethod: Equatable {
         case .get: return "GET"
         case .post: return "POST"
         case .delete: return "DELETE"
+        case .head: return "HEAD"
         case .other(let name): return name
         }
     }

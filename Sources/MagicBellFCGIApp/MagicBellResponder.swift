@@ -131,6 +131,9 @@ public final class MagicBellResponder: FastCGIResponder {
         if failed || isAdmin || logsEveryRequest, let requestID = params.param("REQUEST_ID") {
             response.addHeader("X-Request-Id", visibleASCII: requestID)
         }
+        // RFC 9110 §9.3.2: no answer to HEAD has a body, on any route (HAProxy
+        // turns one that has into a 502). Every route answers HEAD 405 today.
+        if method == .head { response.omitBody() }
         if logsEveryRequest {
             var fields = Self.requestFields(params, routeName, method, status: response.status)
             fields["duration_ms"] = .stringConvertible(MonotonicClock.milliseconds(since: started))

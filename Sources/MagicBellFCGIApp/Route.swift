@@ -72,7 +72,7 @@ public enum Route: Equatable, Sendable {
     static func matchedPath(_ request: some RequestParameters) throws(Refusal) -> MatchedPath {
         let path = try MatchedPath(request)
         guard let raw = request.param("REQUEST_URI") else { return path }
-        var i = raw.startIndex, j = 0
+        var i = try pathStart(raw), j = 0
         while i < raw.endIndex {
             var byte = raw[i]
             if byte == UInt8(ascii: "?") { break }
@@ -94,6 +94,43 @@ public enum Route: Equatable, Sendable {
             throw .invalidPath("the request target does not decode to the path the server matched")
         }
         return path
+    }
+
+    /// Where the path of the raw target starts. An origin-form target
+    /// (`/path`, what nginx sends) is all path. An absolute-form one
+    /// (`http://host/path`), which an HTTP/1.1 server must accept (RFC 9112
+    /// §3.2.2) and Apache and HAProxy pass on as it came, has its path after
+    /// `scheme://authority`; the scheme must be http or https, and an
+    /// authority with userinfo is refused (RFC 9110 §4.2.4). Everything after
+    /// is checked as before, so `http://host//x` is refused as `//x` is.
+    static func pathStart(_ raw: UnsafeBufferPointer<UInt8>) throws(Refusal) -> Int {
+        // A scheme is a letter, then letters, digits, +, - or . (RFC 3986 §3.1).
+        guard let first = raw.first, (first | 0x20) >= UInt8(ascii: "a") && (first | 0x20) <= UInt8(ascii: "z") else { return 0 }
+        var i = 1
+        while i < raw.count, Self.isSchemeByte(raw[i]) { i += 1 }
+        guard raw.count - i >= 3, raw[i] == UInt8(ascii: ":"), raw[i + 1] == UInt8(ascii: "/"), raw[i + 2] == UInt8(ascii: "/") else {
+            return 0 // not absolute-form: compared whole, as ever
+        }
+        let scheme = UnsafeBufferPointer(rebasing: raw[..<i])
+        guard scheme.equalsIgnoringCase("http") || scheme.equalsIgnoringCase("https") else {
+            throw .invalidPath("the request target's scheme is not http or https")
+        }
+        let authority = i + 3
+        var end = authority
+        while end < raw.count, raw[end] != UInt8(ascii: "/"), raw[end] != UInt8(ascii: "?"), raw[end] != UInt8(ascii: "#") {
+            if raw[end] == UInt8(ascii: "@") { throw .invalidPath("the request target has userinfo") }
+            end += 1
+        }
+        guard end > authority else { throw .invalidPath("the request target has no authority") }
+        return end
+    }
+
+    private static func isSchemeByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."): return true
+        default: return false
+        }
     }
 
     /// The segments after the first `/magicbell-admin/` of the matched path.
@@ -120,6 +157,18 @@ public enum Route: Equatable, Sendable {
 }
 
 extension UnsafeBufferPointer<UInt8> {
+    /// ASCII letters compared without case (`literal` is lower case).
+    func equalsIgnoringCase(_ literal: StaticString) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let expected = literal.utf8Start
+        for k in 0..<count {
+            let byte = self[k]
+            let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            if lower != expected[k] { return false }
+        }
+        return true
+    }
+
     /// Byte for byte, without making a String (the token path's compares).
     func equals(_ literal: StaticString) -> Bool {
         guard count == literal.utf8CodeUnitCount else { return false }

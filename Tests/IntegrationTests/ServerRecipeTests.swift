@@ -59,6 +59,11 @@ import TestSupport
         try RecipeChecks.adminCreateListRevokeAndAScraperThatSeesOnlyMetrics(stack.server, stack.backend)
     }
 
+    @Test(arguments: FastCGI.allCases) func anAbsoluteFormTargetIsServedByItsPathAndHEADHasNoBody(_ recipe: FastCGI) throws {
+        let stack = try recipe.start()
+        try RecipeChecks.absoluteFormTargetsAndHEAD(stack.server, absoluteFormRouted: recipe != .h2o)
+    }
+
     /// bench/servers runs these (and nginx's) with the release binary.
     @Test(arguments: FastCGI.allCases) func aShortLoadHasNoErrors(_ recipe: FastCGI) throws {
         let stack = try recipe.start()

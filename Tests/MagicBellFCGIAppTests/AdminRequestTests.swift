@@ -71,6 +71,27 @@ import Testing
         #expect(try AdminRequest.parseQuery([], paginated: false) == Pagination())
     }
 
+    /// RFC 9112 §3.2.2: an absolute-form target is compared from its path
+    /// on; everything the origin-form check refuses stays refused.
+    @Test func anAbsoluteFormTargetIsComparedFromItsPath() throws {
+        func route(_ target: String, _ path: String = "/magicbell-token") throws(Route.Refusal) -> Route {
+            try Route.of(ParameterList(["REQUEST_URI": target, "DOCUMENT_URI": path, "MAGICBELL_ROUTE": "token"]))
+        }
+        for target in ["http://example.com/magicbell-token", "HTTPS://example.com:8443/magicbell-token?x=1",
+                       "http://[::1]:80/magicbell-%74oken", "/magicbell-token"] {
+            #expect(try route(target) == .token, "\(target)")
+        }
+        for target in ["http://example.com//magicbell-token", "http://example.com/magicbell-token/", "http://example.com",
+                       "http://example.com?/magicbell-token", "http:///magicbell-token", "http://user@example.com/magicbell-token",
+                       "ftp://example.com/magicbell-token", "http:/magicbell-token", "http://example.com/x#/magicbell-token",
+                       "magicbell-token", "http://example.com/magicbell-token%"] {
+            #expect(throws: (any Error).self, "\(target)") { try route(target) }
+        }
+        let admin = ParameterList(["REQUEST_URI": "http://h/magicbell-admin/jwt/project/abc?limit=1",
+                                   "DOCUMENT_URI": "/magicbell-admin/jwt/project/abc", "MAGICBELL_ROUTE": "admin"])
+        #expect(try Route.of(admin) == .admin(path: ["jwt", "project", "abc"]))
+    }
+
     @Test func theAdminPathComesFromTheMatchedPathDecodedOnce() throws {
         let params = ParameterList(["REQUEST_URI": "/magicbell-admin/jwt/user/a%2541?limit=1", "DOCUMENT_URI": "/magicbell-admin/jwt/user/a%41",
                                     "MAGICBELL_ROUTE": "admin"])

@@ -14,6 +14,22 @@ import Testing
             "Status: 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
     }
 
+    /// RFC 9110 §9.3.2 and §8.6: the answer to HEAD is the head alone,
+    /// without the length of a body it does not send.
+    @Test func anAnswerToHEADHasNoBodyAndNoContentLength() {
+        var response = HTTPResponse()
+        response.setStatus(405)
+        response.addHeader("Allow", "GET, POST")
+        response.body = Array(#"{"error":{}}"#.utf8)
+        response.omitBody()
+        var wire: [UInt8] = []
+        response.serialize(into: &wire)
+        #expect(String(decoding: wire, as: UTF8.self) == "Status: 405 Method Not Allowed\r\nAllow: GET, POST\r\n\r\n")
+        response.reset()
+        response.serialize(into: &wire)
+        #expect(String(decoding: wire, as: UTF8.self).hasSuffix("Content-Length: 0\r\n\r\n"), "reset forgets HEAD")
+    }
+
     @Test func dynamicHeaderValuesCannotInjectLines() {
         var response = HTTPResponse()
         response.addHeader("X-Test", string: "a\r\nSet-Cookie: x=1\u{0}")
