@@ -191,7 +191,8 @@ final class ConnectionWorker: @unchecked Sendable {
                     state.asked = true
                     if answersBeforeBody(state) {
                         guard answerEarly(fd, state) else { return .closed }
-                        continue // the rest of the body may be there already
+                        // Back to the shared set, as after any answer: one
+                        // connection cannot keep a worker with request after request.
                     }
                 }
                 return ranDry(fd, state)
@@ -201,7 +202,14 @@ final class ConnectionWorker: @unchecked Sendable {
             state.have = 0
             switch state.intake.take(header, content) {
             case .request:
-                state.drainingAnswered = false
+                if header.type == FCGI.beginRequest {
+                    // A new request (perhaps right after one answered
+                    // early, whose body the web server gave up): its own
+                    // deadline, from about its first byte, and its own question.
+                    state.deadline = MonotonicClock.now() + ioTimeout
+                    state.asked = false
+                    state.drainingAnswered = false
+                }
                 if header.type == FCGI.stdin {
                     state.body.append(contentsOf: content)
                 } else {
@@ -282,7 +290,10 @@ final class ConnectionWorker: @unchecked Sendable {
     /// without its body (still arriving).
     private func answersBeforeBody(_ state: PartialRequest) -> Bool {
         HeaderBlockParameters.join(state.headerBlock, into: &paramStream)
-        return paramStream.withUnsafeBufferPointer { responder.answersBeforeBody(HeaderBlockParameters(stream: $0)) }
+        return paramStream.withUnsafeBufferPointer { stream in
+            let params = HeaderBlockParameters(stream: stream)
+            return params.namesArePlain && responder.answersBeforeBody(params)
+        }
     }
 
     /// Serves a request whose body is still arriving, without it; its
@@ -290,13 +301,15 @@ final class ConnectionWorker: @unchecked Sendable {
     private func answerEarly(_ fd: Int32, _ state: PartialRequest) -> Bool {
         guard acceptChecked(fd, state.headerBlock) else { return false }
         activity.countServed(index, peeked: false)
-        // The responder said it never reads the body: it gets none.
-        respond(body: UnsafeBufferPointer(start: nil, count: 0))
+        // The responder said it never reads the body: reading it anyway fails.
+        respond(body: nil, withheld: true)
         guard endRequest(drain: false) else { return false }
         state.intake.answered()
         state.drainingAnswered = true
-        state.headerBlock.removeAll(keepingCapacity: true)
-        state.body.removeAll(keepingCapacity: true)
+        // Nothing more is kept for it: a parked connection that only drops
+        // a body holds (and counts) no buffers.
+        state.headerBlock.removeAll()
+        state.body.removeAll()
         return true
     }
 
@@ -349,11 +362,11 @@ final class ConnectionWorker: @unchecked Sendable {
 
     // MARK: Answering
 
-    private func respond(body: UnsafeBufferPointer<UInt8>?) {
+    private func respond(body: UnsafeBufferPointer<UInt8>?, withheld: Bool = false) {
         activity.setBusy(index, true)
         defer { activity.setBusy(index, false) }
         response.reset()
-        responder.respond(to: FastCGIRequest(raw: request, body: body), with: &response)
+        responder.respond(to: FastCGIRequest(raw: request, body: body, bodyWithheld: withheld), with: &response)
         response.serialize(into: &wire)
         wire.withUnsafeBufferPointer { bytes in
             bytes.withMemoryRebound(to: CChar.self) {

@@ -62,7 +62,7 @@ final class IdleConnections: @unchecked Sendable {
     /// Bytes held by parked partial requests now.
     var heldBytes: Int { held.load(ordering: .relaxed) }
 
-    /// Parked connections with a request still arriving, now.
+    /// Parked connections with a request still arriving, to be answered, now.
     var partials: Int { partialCount.load(ordering: .relaxed) }
 
     /// A new connection: false (and not counted) when the server holds its maximum.
@@ -85,8 +85,11 @@ final class IdleConnections: @unchecked Sendable {
                 return "requests still arriving hold over \(maxHeldBytes) bytes"
             }
             partial.parkedBytes = bytes
+            // A stop waits for requests still to be answered, not for the
+            // rest of a body that is only being dropped.
+            partial.awaited = partial.intake.phase != .answered
             parkedPartials[Int(fd)] = partial
-            partialCount.add(1, ordering: .relaxed)
+            if partial.awaited { partialCount.add(1, ordering: .relaxed) }
         }
         slots[Int(fd)].store(max(1, Int(deadline * 1000)), ordering: .releasing)
         return nil
@@ -104,7 +107,7 @@ final class IdleConnections: @unchecked Sendable {
         guard let partial = parkedPartials[Int(fd)] else { return nil }
         parkedPartials[Int(fd)] = nil
         held.subtract(partial.parkedBytes, ordering: .relaxed)
-        partialCount.subtract(1, ordering: .relaxed)
+        if partial.awaited { partialCount.subtract(1, ordering: .relaxed) }
         return partial
     }
 

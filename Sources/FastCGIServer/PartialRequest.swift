@@ -27,8 +27,10 @@ final class PartialRequest {
     var asked = false
     /// Answered before its body ended; the rest of that body is being dropped.
     var drainingAnswered = false
-    /// What `IdleConnections` counted against its budget when it was parked.
+    /// What `IdleConnections` counted against its budget when it was parked,
+    /// and whether a stop waits for it.
     var parkedBytes = 0
+    var awaited = false
 
     init(limits: RequestIntake.Limits) {
         intake = RequestIntake(limits: limits)

@@ -36,6 +36,10 @@ public struct FastCGIRequest: RequestParameters, RequestBodyReader {
     /// The whole body, when the request was read record by record; nil when
     /// libfcgi reads it from the socket.
     let body: UnsafeBufferPointer<UInt8>?
+    /// Answered before its body arrived (`FastCGIResponder.answersBeforeBody`):
+    /// a responder that reads the body anyway gets `.incomplete`, never a
+    /// body that looks empty.
+    var bodyWithheld = false
 
     @inlinable
     public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? {
@@ -51,6 +55,7 @@ public struct FastCGIRequest: RequestParameters, RequestBodyReader {
 
 extension FastCGIRequest {
     public func readBody(limit: Int) -> RequestBody {
+        if bodyWithheld { return .incomplete }
         if let body {
             return body.count > limit ? .tooLarge : .complete(Array(body))
         }

@@ -199,4 +199,24 @@ struct RequestIntakeTests {
         #expect(Self.take(Self.valid + F.record(F.stdin, []), &next).allSatisfy { $0 == .request })
         #expect(next.isComplete)
     }
+
+    /// The params of a body-less question read as libfcgi reads them.
+    @Test func headerBlockParametersReadAsLibfcgiReads() {
+        func lookup(_ pairs: [(String, String)], _ name: StaticString) -> (String?, Bool) {
+            let block = F.begin() + F.record(F.params, Array(F.encodeParams(pairs).prefix(7)))
+                + F.record(F.params, Array(F.encodeParams(pairs).dropFirst(7))) + F.record(F.params, [])
+            var stream: [UInt8] = []
+            HeaderBlockParameters.join(block, into: &stream)
+            return stream.withUnsafeBufferPointer { raw in
+                let params = HeaderBlockParameters(stream: raw)
+                return (params.param(name).map { String(decoding: $0, as: UTF8.self) }, params.namesArePlain)
+            }
+        }
+        #expect(lookup([("A", "1"), ("MAGICBELL_ROUTE", "token"), ("MAGICBELL_ROUTE", "admin")], "MAGICBELL_ROUTE") == ("token", true))
+        #expect(lookup([("MAGICBELL_ROUTE", "admin\u{0}x")], "MAGICBELL_ROUTE") == ("admin", true))
+        #expect(lookup([("MAGICBELL_ROUTEX", "admin")], "MAGICBELL_ROUTE") == (nil, true))
+        #expect(lookup([("X", String(repeating: "v", count: 300)), ("MAGICBELL_ROUTE", "metrics")], "MAGICBELL_ROUTE") == ("metrics", true))
+        #expect(lookup([("MAGICBELL_ROUTE=x", "admin")], "MAGICBELL_ROUTE").1 == false, "libfcgi would read x=admin")
+        #expect(lookup([("A\u{0}B", "1")], "A").1 == false)
+    }
 }

@@ -197,4 +197,42 @@ import TestSupport
         #expect(waited > 0.5 && waited < 4, "closed after \(waited) s, for --io-timeout 1")
         #expect(Sockets.waitUntil(timeout: 2) { responder.child.stderr.contains("request incomplete after 1.0 s") }, "\(responder.child.stderr)")
     }
+
+    /// A web server that gives up a body once it has the answer and sends
+    /// the next request on the same connection (found by an independent
+    /// review): that request has its own deadline and is answered early too.
+    @Test func theNextRequestAfterAnEarlyAnswerHasItsOwnDeadline() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1",
+                                                                    "--io-timeout", "2"])
+        let fd = try Sockets.connectUnix(path: try #require(responder.socketPath), timeout: 1.5)
+        defer { close(fd) }
+        for round in 0..<3 {
+            // 3 of 1000 body bytes, and never the rest.
+            try Sockets.writeAll(fd, Self.post("token", "/magicbell-token", user: "r\(round)", length: 1000) + F.record(F.stdin, Array("abc".utf8)))
+            let answer = String(decoding: try F.readResponse(fd), as: UTF8.self)
+            #expect(answer.hasPrefix("Status: 200 OK"), "round \(round): \(answer)")
+            usleep(1_200_000) // 3.6 s in all: past the first request's deadline, within each one's own
+        }
+        #expect(!responder.child.stderr.contains("incomplete"), "\(responder.child.stderr)")
+    }
+
+    /// The early answer's question reads the params as libfcgi will: a NUL
+    /// ends a value (found by an independent review: `admin\0` was not
+    /// "admin" to the question, and was to the answer).
+    @Test func aRouteWithANulIsReadAsLibfcgiReadsIt() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1"])
+        let fd = try Sockets.connectUnix(path: try #require(responder.socketPath), timeout: 5)
+        defer { close(fd) }
+        let params = F.encodeParams([("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-admin/jwt/project"),
+                                     ("MAGICBELL_ROUTE", "admin\u{0}"), ("CONTENT_LENGTH", "17"), ("CONTENT_TYPE", "application/json")])
+        try Sockets.writeAll(fd, F.begin() + F.record(F.params, params) + F.record(F.params, []) + F.record(F.stdin, Array("{\"na".utf8)))
+        Sockets.setTimeout(fd, 0.5)
+        #expect((try? F.readResponse(fd)) == nil, "no answer before the body is whole: the admin route reads it")
+        Sockets.setTimeout(fd, 5)
+        try Sockets.writeAll(fd, F.record(F.stdin, Array(#"me":"nul"}"#.utf8)) + F.record(F.stdin, []))
+        let answer = String(decoding: try F.readResponse(fd), as: UTF8.self)
+        #expect(answer.contains("admin_not_configured"), "the admin route, with its whole body: \(answer)")
+    }
 }
