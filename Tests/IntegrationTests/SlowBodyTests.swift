@@ -131,6 +131,13 @@ import TestSupport
 
     typealias F = FastCGIClient
 
+    /// `serve` with one worker: a request that held it would hold everything.
+    static func oneWorker(_ scratch: Scratch, ioTimeout: String = "10",
+                          environment: [String: String] = Responder.environment()) throws -> Responder {
+        try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1", "--io-timeout", ioTimeout],
+                      environment: environment)
+    }
+
     static func post(_ route: String, _ path: String, user: String? = nil, length: Int) -> [UInt8] {
         var params = [("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", path), ("MAGICBELL_ROUTE", route), ("CONTENT_LENGTH", "\(length)"),
                       ("CONTENT_TYPE", "application/json")]
@@ -140,7 +147,7 @@ import TestSupport
 
     @Test func aTokenPostIsAnsweredBeforeItsBodyAndTheConnectionGoesOn() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1"])
+        let responder = try Self.oneWorker(scratch)
         let fd = try Sockets.connectUnix(path: try #require(responder.socketPath), timeout: 5)
         defer { close(fd) }
         // Params whole, 10 of 1000 body bytes: the token comes now.
@@ -161,8 +168,7 @@ import TestSupport
     @Test func anAdminPostIsParkedUntilItsBodyIsWholeAndHoldsNoWorker() throws {
         let scratch = try Scratch()
         let fake = try FakeMagicBell()
-        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1"],
-                                      environment: Responder.environment(Responder.upstream(fake)))
+        let responder = try Self.oneWorker(scratch, environment: Responder.environment(Responder.upstream(fake)))
         let socket = try #require(responder.socketPath)
         let body = Array(#"{"name":"parked"}"#.utf8)
         let slow = try Sockets.connectUnix(path: socket, timeout: 5)
@@ -186,8 +192,7 @@ import TestSupport
 
     @Test func aRequestNotWholeWithinTheIOTimeoutIsClosedWhileParked() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1",
-                                                                    "--io-timeout", "1"])
+        let responder = try Self.oneWorker(scratch, ioTimeout: "1")
         let fd = try Sockets.connectUnix(path: try #require(responder.socketPath), timeout: 5)
         defer { close(fd) }
         try Sockets.writeAll(fd, Self.post("admin", "/magicbell-admin/jwt/project", length: 100) + F.record(F.stdin, [123]))
@@ -203,8 +208,7 @@ import TestSupport
     /// review): that request has its own deadline and is answered early too.
     @Test func theNextRequestAfterAnEarlyAnswerHasItsOwnDeadline() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1",
-                                                                    "--io-timeout", "2"])
+        let responder = try Self.oneWorker(scratch, ioTimeout: "2")
         let fd = try Sockets.connectUnix(path: try #require(responder.socketPath), timeout: 1.5)
         defer { close(fd) }
         for round in 0..<3 {
@@ -222,7 +226,7 @@ import TestSupport
     /// "admin" to the question, and was to the answer).
     @Test func aRouteWithANulIsReadAsLibfcgiReadsIt() throws {
         let scratch = try Scratch()
-        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", scratch.file("fcgi.sock"), "--workers", "1"])
+        let responder = try Self.oneWorker(scratch)
         let fd = try Sockets.connectUnix(path: try #require(responder.socketPath), timeout: 5)
         defer { close(fd) }
         let params = F.encodeParams([("REQUEST_METHOD", "POST"), ("DOCUMENT_URI", "/magicbell-admin/jwt/project"),
