@@ -100,11 +100,14 @@ import TestSupport
 
         // Another user's token, while all of them are still uploading: within 1 s
         // (before, it waited for --io-timeout to cut the uploads off: 8–10 s).
+        let started = Date()
         let fd = try Sockets.connectTCP(port: port, timeout: 1)
         defer { close(fd) }
         try Sockets.writeAll(fd, Array(("GET /magicbell-token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
             + "\(HTTP.basic("alice", "alice").0): \(HTTP.basic("alice", "alice").1)\r\n\r\n").utf8))
         let raw = try Sockets.readToEnd(fd) // throws when 1 s passes without the answer
+        print("slow bodies: \(server.rawValue): another user's token in \(Int(Date().timeIntervalSince(started) * 1000)) ms "
+              + "while 4 token uploads and 4 creates trickle (4 workers)")
         let alice = try HTTP.parse(raw)
         #expect(alice.status == 200, "\(alice.text)")
         let claims = try PyJWT.decode(try #require(alice.json?["token"] as? String))
