@@ -200,6 +200,7 @@ final class ConnectionWorker: @unchecked Sendable {
             let header = RecordHeader(UnsafeRawBufferPointer(record))
             let content = UnsafeRawBufferPointer(rebasing: record[FCGI.headerLength..<(FCGI.headerLength + header.contentLength)])
             state.have = 0
+            let wasAnswered = state.intake.phase == .answered
             switch state.intake.take(header, content) {
             case .request:
                 if header.type == FCGI.beginRequest {
@@ -208,7 +209,6 @@ final class ConnectionWorker: @unchecked Sendable {
                     // deadline, from about its first byte, and its own question.
                     state.deadline = MonotonicClock.now() + ioTimeout
                     state.asked = false
-                    state.drainingAnswered = false
                 }
                 if header.type == FCGI.stdin {
                     state.body.append(contentsOf: content)
@@ -232,12 +232,9 @@ final class ConnectionWorker: @unchecked Sendable {
             case .skip:
                 // The body of a request answered early has ended: on a
                 // connection the web server does not keep, that is its end.
-                if state.drainingAnswered && state.intake.isIdle {
-                    state.drainingAnswered = false
-                    if !state.intake.keepConnection {
-                        close(fd)
-                        return .closed
-                    }
+                if wasAnswered && state.intake.isIdle && !state.intake.keepConnection {
+                    close(fd)
+                    return .closed
                 }
             case .aborted(let reply):
                 guard writeAll(fd, reply) else { return refuse(fd, .incomplete, "write failed: \(lastError())") }
@@ -305,7 +302,6 @@ final class ConnectionWorker: @unchecked Sendable {
         respond(body: nil, withheld: true)
         guard endRequest(drain: false) else { return false }
         state.intake.answered()
-        state.drainingAnswered = true
         // Nothing more is kept for it: a parked connection that only drops
         // a body holds (and counts) no buffers.
         state.headerBlock.removeAll()

@@ -25,8 +25,6 @@ final class PartialRequest {
     var deadline: Double = 0
     /// Whether the responder was asked if it answers before the body.
     var asked = false
-    /// Answered before its body ended; the rest of that body is being dropped.
-    var drainingAnswered = false
     /// What `IdleConnections` counted against its budget when it was parked,
     /// and whether a stop waits for it.
     var parkedBytes = 0
@@ -45,7 +43,6 @@ final class PartialRequest {
         parkedRecord.removeAll(keepingCapacity: true)
         self.deadline = deadline
         asked = false
-        drainingAnswered = false
     }
 
     /// The memory a parked request holds.

@@ -18,6 +18,9 @@ public enum RefusalReason: String, CaseIterable, Sendable {
     /// than RESPONDER, a second request id on one connection.
     case unsupported
 
+    /// Its place in `allCases`: the index of its counter and its log line.
+    var index: Int { Self.allCases.firstIndex(of: self)! }
+
     var message: Logger.Message {
         switch self {
         case .peer, .limit: return "refused a connection"
@@ -45,6 +48,6 @@ final class Refusals: Sendable {
 
     func record(_ reason: RefusalReason, _ detail: String) {
         activity.countRefused(reason)
-        lines[RefusalReason.allCases.firstIndex(of: reason)!].warn(logger, reason.message, detail)
+        lines[reason.index].warn(logger, reason.message, detail)
     }
 }

@@ -36,7 +36,7 @@ public final class WorkerActivity: Sendable {
 
     /// Connections closed, and requests refused, since the start, for `reason`.
     public func refusals(_ reason: RefusalReason) -> Int {
-        refused[RefusalReason.allCases.firstIndex(of: reason)!].value.load(ordering: .relaxed)
+        refused[reason.index].value.load(ordering: .relaxed)
     }
 
     /// Requests served since the start: peeked whole from the socket, or
@@ -55,6 +55,6 @@ public final class WorkerActivity: Sendable {
         }
     }
     func countRefused(_ reason: RefusalReason) {
-        refused[RefusalReason.allCases.firstIndex(of: reason)!].value.add(1, ordering: .relaxed)
+        refused[reason.index].value.add(1, ordering: .relaxed)
     }
 }
