@@ -4,6 +4,7 @@ import PackageDescription
 // Layers, bottom to top (a target only imports the ones below it):
 //   CFastCGI, CLibCrypto,     C shims over libfcgi and OpenSSL's libcrypto
 //   CLibSSL                   and libssl
+//   CBuildInfo                the version and commit (scripts/build-release sets them)
 //   MagicBellJWT              HS256 User JWT minting and verification
 //   OneShotHTTP               an HTTP/1.1 client, one exchange per connection, TLS by libssl
 //   MagicBellAPI              a client for MagicBell's JwtService (six operations)
@@ -42,6 +43,7 @@ let package = Package(
             pkgConfig: "libssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        .target(name: "CBuildInfo"),
         .target(
             name: "MagicBellJWT",
             dependencies: ["CLibCrypto"]
@@ -64,6 +66,7 @@ let package = Package(
         .target(
             name: "MagicBellFCGIApp",
             dependencies: [
+                "CBuildInfo",
                 "MagicBellJWT",
                 "MagicBellAPI",
                 "FastCGIServer",

@@ -96,8 +96,8 @@ public final class Metrics: Sendable {
             out += labels.isEmpty ? "\(name) \(value)\n" : "\(name){\(list)} \(value)\n"
         }
 
-        family("magicbell_fcgi_build_info", "gauge", "Always 1; the version is a label.")
-        sample("magicbell_fcgi_build_info", [("version", MagicBellFCGIVersion.current)], "1")
+        family("magicbell_fcgi_build_info", "gauge", "Always 1; the version and commit are labels.")
+        sample("magicbell_fcgi_build_info", [("version", MagicBellFCGIVersion.current), ("commit", MagicBellFCGIVersion.commit)], "1")
         family("process_start_time_seconds", "gauge", "When the process started, in Unix seconds.")
         sample("process_start_time_seconds", [], "\(started)")
 

@@ -40,9 +40,9 @@ struct MagicBellFCGI: ParsableCommand {
         on stdout with a Status line, the body read from stdin up to CONTENT_LENGTH, and ignores its arguments.
 
         SIGHUP makes serve read its configuration (and the _FILE variables' files) again. \
-        The nginx snippets, systemd units and the security model: docs/ in the source tree.
+        The nginx snippets, systemd units and the security model: /usr/share/doc/magicbell-fcgi/ (docs/ in the source tree).
         """,
-        version: MagicBellFCGIVersion.current,
+        version: MagicBellFCGIVersion.description,
         subcommands: [Serve.self, Mint.self, Verify.self, CheckConfig.self]
     )
 }

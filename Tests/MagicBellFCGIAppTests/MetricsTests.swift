@@ -79,7 +79,7 @@ import TestSupport
         }
         let samples = prometheusSamples(text)
         #expect(samples["magicbell_fcgi_workers"] == 3 && samples["magicbell_fcgi_workers_busy"] == 0)
-        #expect(samples[#"magicbell_fcgi_build_info{version="\#(MagicBellFCGIVersion.current)"}"#] == 1)
+        #expect(samples[#"magicbell_fcgi_build_info{version="\#(MagicBellFCGIVersion.current)",commit="\#(MagicBellFCGIVersion.commit)"}"#] == 1)
     }
 }
 
