@@ -2,7 +2,8 @@ import Foundation
 import Testing
 import TestSupport
 
-/// examples/systemd/ must be units systemd accepts as they are.
+/// examples/systemd/ (the package's units) must be units systemd accepts as
+/// they are. scripts/package-test verifies them installed, with the man page.
 @Suite struct SystemdUnitTests {
     @Test func theUnitsPassSystemdAnalyzeVerify() throws {
         let analyze = "/usr/bin/systemd-analyze"
@@ -13,12 +14,12 @@ import TestSupport
         for name in ["magicbell-fcgi.socket", "magicbell-fcgi.service"] {
             // The units name the installed binary; point them at the one under test.
             let text = try String(contentsOfFile: "\(source)/\(name)", encoding: .utf8)
-                .replacingOccurrences(of: "/usr/local/bin/magicbell-fcgi", with: Project.binary)
+                .replacingOccurrences(of: "/usr/bin/magicbell-fcgi", with: Project.binary)
             try text.write(toFile: scratch.file(name), atomically: true, encoding: .utf8)
             units.append(scratch.file(name))
         }
-        // --man=no: the unit's Documentation= is the man page scripts/man
-        // makes, installed by scripts/install, not on this machine.
+        // --man=no: the unit's Documentation= is the man page the package
+        // installs, not on this machine.
         let result = try runProcess(analyze, ["verify", "--man=no"] + units)
         #expect(result.status == 0)
         // Warnings (unknown keys, …) count too.
