@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Prints the ```sh blocks of a Markdown file's section, as written.
 
-    doc_blocks.py FILE HEADING [INDEX]
+    doc_blocks.py [--lang LANG] FILE HEADING [INDEX]
 
 HEADING is a heading's text without its #s; the section ends at the next
-heading of its level or above. With INDEX, only that block (0-based)."""
+heading of its level or above. With INDEX, only that block (0-based).
+--lang picks blocks of another language (```ini, ```nginx) instead."""
 import re, sys
 
-path, heading = sys.argv[1], sys.argv[2]
-index = int(sys.argv[3]) if len(sys.argv) > 3 else None
+args = sys.argv[1:]
+lang = "sh"
+if args[:1] == ["--lang"]:
+    lang, args = args[1], args[2:]
+path, heading = args[0], args[1]
+index = int(args[2]) if len(args) > 2 else None
 lines = open(path).read().split("\n")
 blocks, level, block = [], None, None
 for line in lines:
@@ -21,7 +26,7 @@ for line in lines:
         continue
     if level is None:
         continue
-    if block is None and line.strip() == "```sh":
+    if block is None and line.strip() == "```" + lang:
         block = []
     elif block is not None and line.strip() == "```":
         blocks.append("\n".join(block))
@@ -31,5 +36,5 @@ for line in lines:
 if level is None:
     sys.exit(f"{path}: no heading {heading!r}")
 if not blocks:
-    sys.exit(f"{path}: no sh block under {heading!r}")
+    sys.exit(f"{path}: no {lang} block under {heading!r}")
 print(blocks[index] if index is not None else "\n".join(blocks))
