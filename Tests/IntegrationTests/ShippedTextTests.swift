@@ -1,0 +1,36 @@
+import Glibc
+import Foundation
+import Testing
+
+/// What the docs say about the files the project ships agrees with the files
+/// (issue 20 §2: docs that work when pasted).
+@Suite struct ShippedTextTests {
+    /// docs/deployment.md's table of nginx/: a row for each file (a row may
+    /// name several with a glob, `auth/*.conf`), each row a file that is
+    /// there, and no count in the words before it that differs from the rows.
+    @Test func deploymentListsExactlyTheFilesOfNginx() throws {
+        let section = try Docs.section("docs/deployment.md", "## nginx")
+        let rows = section.split(separator: "\n").filter { $0.hasPrefix("| `") }
+            .compactMap { $0.split(separator: "`", omittingEmptySubsequences: false).dropFirst().first.map(String.init) }
+        #expect(!rows.isEmpty, "no table of nginx/ under docs/deployment.md's ## nginx")
+        let directory = Project.root.appendingPathComponent("nginx").path
+        let files = (FileManager.default.subpaths(atPath: directory) ?? []).filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: "\(directory)/\(path)", isDirectory: &isDirectory) && !isDirectory.boolValue
+        }.sorted()
+        func matches(_ row: String, _ file: String) -> Bool { fnmatch(row, file, FNM_PATHNAME) == 0 }
+        for file in files {
+            #expect(rows.contains { matches($0, file) }, "nginx/\(file) has no row in docs/deployment.md's table")
+        }
+        for row in rows {
+            #expect(files.contains { matches(row, $0) }, "docs/deployment.md's table names \(row), which is not in nginx/")
+        }
+
+        // "Four files in `nginx/`" over six rows: a count, if the text gives one, is the rows'.
+        let words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+        let intro = section.prefix { $0 != "|" }.lowercased()
+        for (index, word) in words.enumerated() where intro.contains("\(word) files") || intro.contains("\(index + 1) files") {
+            #expect(index + 1 == rows.count, "docs/deployment.md says \(word) files in nginx/ above a table of \(rows.count)")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+
+/// The text the project ships to users (docs/, README.md, nginx/, examples/),
+/// read as written, so that the tests run and check what users copy.
+enum Docs {
+    /// A file of the repository.
+    static func text(_ path: String) throws -> String {
+        try String(contentsOfFile: Project.root.appendingPathComponent(path).path, encoding: .utf8)
+    }
+
+    /// The part of a Markdown file under `heading` (the whole line, e.g.
+    /// "### Running under spawn-fcgi"), up to the next heading of the same
+    /// or a higher level.
+    static func section(_ path: String, _ heading: String) throws -> String {
+        let level = heading.prefix { $0 == "#" }.count
+        var lines: [Substring] = []
+        var inside = false, fenced = false
+        for line in try text(path).split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") { fenced.toggle() }
+            let depth = fenced ? 0 : line.prefix { $0 == "#" }.count  // a shell comment is no heading
+            if inside, depth > 0, depth <= level, line.dropFirst(depth).hasPrefix(" ") { break }
+            if line == heading { inside = true }
+            if inside { lines.append(line) }
+        }
+        guard inside else { throw Sockets.Failure(description: "\(path) has no heading \(heading)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The fenced code blocks of a Markdown text in `language` (```sh), without their fences.
+    static func codeBlocks(_ markdown: String, language: String = "sh") -> [String] {
+        var blocks: [String] = []
+        var current: [Substring]?
+        for line in markdown.split(separator: "\n", omittingEmptySubsequences: false) {
+            if current == nil {
+                if line == "```\(language)" { current = [] }
+            } else if line == "```" {
+                blocks.append(current!.joined(separator: "\n") + "\n")
+                current = nil
+            } else {
+                current!.append(line)
+            }
+        }
+        return blocks
+    }
+
+    /// The one block of `language` under `heading` that contains `marker`.
+    static func block(_ path: String, _ heading: String, containing marker: String, language: String = "sh") throws -> String {
+        let found = codeBlocks(try section(path, heading), language: language).filter { $0.contains(marker) }
+        guard found.count == 1 else {
+            throw Sockets.Failure(description: "\(path), \(heading): \(found.count) \(language) blocks with \(marker), not one")
+        }
+        return found[0]
+    }
+
+    /// `text` with each key replaced by its value; each key must be in it
+    /// (a doc that no longer names a path the test moves fails here).
+    static func substituting(_ text: String, _ replacements: [(String, String)]) throws -> String {
+        var result = text
+        for (old, new) in replacements {
+            guard result.contains(old) else { throw Sockets.Failure(description: "the block names no \(old):\n\(text)") }
+            result = result.replacingOccurrences(of: old, with: new)
+        }
+        return result
+    }
+}
