@@ -5,6 +5,26 @@ import Testing
 /// What the docs say about the files the project ships agrees with the files
 /// (issue 20 §2: docs that work when pasted).
 @Suite struct ShippedTextTests {
+    /// One socket path everywhere: what nginx/, examples/, docs/ and the
+    /// README name under /run/magicbell-fcgi/ is the socket unit's ListenStream.
+    @Test func everyShippedFileNamesTheSocketUnitsPath() throws {
+        #expect(Docs.socketPath.hasPrefix("/run/magicbell-fcgi/"), "\(Docs.socketPath)")
+        let fm = FileManager.default
+        var checked = 0
+        for top in ["nginx", "examples", "docs", "README.md"] {
+            let path = Project.root.appendingPathComponent(top).path
+            let files = fm.subpaths(atPath: path).map { $0.map { "\(top)/\($0)" } } ?? [top]
+            for file in files {
+                guard let text = try? Docs.text(file) else { continue } // a directory
+                checked += 1
+                for named in Docs.runPaths(in: text) where named != Docs.socketPath {
+                    Issue.record("\(file) names \(named), the socket unit listens on \(Docs.socketPath)")
+                }
+            }
+        }
+        #expect(checked > 20, "read \(checked) files")
+    }
+
     /// docs/deployment.md's table of nginx/: a row for each file (a row may
     /// name several with a glob, `auth/*.conf`), each row a file that is
     /// there, and no count in the words before it that differs from the rows.

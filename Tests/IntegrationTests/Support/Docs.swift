@@ -3,6 +3,22 @@ import Foundation
 /// The text the project ships to users (docs/, README.md, nginx/, examples/),
 /// read as written, so that the tests run and check what users copy.
 enum Docs {
+    /// The responder's socket as shipped: the socket unit's `ListenStream=`.
+    /// Every recipe and doc names this path and no other (issue 20: Apache
+    /// answered 503 as pasted, its recipe naming another).
+    static let socketPath: String = {
+        let unit = (try? text("examples/systemd/magicbell-fcgi.socket")) ?? ""
+        let line = unit.split(separator: "\n").first { $0.hasPrefix("ListenStream=") }
+        return line.map { String($0.dropFirst("ListenStream=".count)) } ?? "(no ListenStream= in magicbell-fcgi.socket)"
+    }()
+
+    /// Every path under the socket's directory that `text` names.
+    static func runPaths(in text: String) -> [String] {
+        let directory = URL(fileURLWithPath: socketPath).deletingLastPathComponent().path
+        let pattern = try! NSRegularExpression(pattern: NSRegularExpression.escapedPattern(for: directory) + "/[A-Za-z0-9._-]+")
+        return pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)).map { String(text[Range($0.range, in: text)!]) }
+    }
+
     /// A file of the repository.
     static func text(_ path: String) throws -> String {
         try String(contentsOfFile: Project.root.appendingPathComponent(path).path, encoding: .utf8)
