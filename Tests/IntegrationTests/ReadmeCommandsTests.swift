@@ -11,6 +11,45 @@ import TestSupport
     /// found 20 of them while this test waited for spawn-fcgi's output).
     static func contents(_ path: String) -> String { readText(path) }
 
+    /// docs/servers.md's CGI recipes put the secret key in place with one
+    /// pasted block. Pasted as is, with SECRET unset or empty, it writes
+    /// nothing; it never replaces a key that is there; with SECRET set it
+    /// writes the key, root:www-data 0640 in a 0750 directory, as the
+    /// program reads it. Run as written (the Apache block's a2enmod and cp
+    /// too), under a private /etc.
+    @Test(.enabled(if: geteuid() == 0, "install -o root and unshare need root, as in CI"),
+          arguments: ["### CGI: mod_cgid", "### nginx + fcgiwrap"])
+    func theCGISecretBlockWritesAKeyOnlyWhenGivenOneAndNeverReplacesOne(_ heading: String) throws {
+        let scratch = try Scratch()
+        let etc = try PrivateEtc(scratch: scratch)
+        let block = try Docs.block("docs/servers.md", heading, containing: "/etc/magicbell-fcgi/secret-key")
+        let key = etc.file("/etc/magicbell-fcgi/secret-key")
+
+        for unset in [[:], ["SECRET": ""]] {
+            let refused = try etc.run(block, environment: unset)
+            #expect(refused.status != 0, "SECRET \(unset.isEmpty ? "unset" : "empty"): \(refused.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: key), "SECRET \(unset.isEmpty ? "unset" : "empty"): a key was written")
+            #expect(refused.stderr.contains("SECRET"), "the refusal names the variable: \(refused.stderr)")
+        }
+
+        let written = try etc.run(block, environment: ["SECRET": Project.secret])
+        #expect(written.status == 0, "\(written.stderr)")
+        #expect(readText(key) == Project.secret + "\n")
+        let www = try #require(getpwnam("www-data")).pointee.pw_gid
+        for (path, mode) in [(key, 0o640), (etc.file("/etc/magicbell-fcgi"), 0o750)] {
+            var info = stat()
+            #expect(stat(path, &info) == 0 && info.st_mode & 0o7777 == mode && info.st_uid == 0 && info.st_gid == www,
+                    "\(path): \(String(info.st_mode & 0o7777, radix: 8)) \(info.st_uid):\(info.st_gid)")
+        }
+        let checked = try runProcess(Project.binary, ["check-config"], environment: [
+            "MAGICBELL_API_KEY": Project.apiKey, "MAGICBELL_SECRET_KEY_FILE": key])
+        #expect(checked.status == 0, "the key as the program reads it: \(checked.stderr)")
+
+        let again = try etc.run(block, environment: ["SECRET": "another-key"])
+        #expect(again.status != 0 && again.stderr.contains("cannot overwrite"), "\(again.stderr)")
+        #expect(readText(key) == Project.secret + "\n", "the existing key is kept")
+    }
+
     /// README, "Running under spawn-fcgi": the plain one-liner, and the form
     /// that keeps the logs. Then README, "Troubleshooting": cgi-fcgi.
     @Test(arguments: [false, true])

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// The text the project ships to users (docs/, README.md, nginx/, examples/),
 /// read as written, so that the tests run and check what users copy.
@@ -78,4 +79,44 @@ enum Docs {
         }
         return result
     }
+}
+
+/// A doc's shell block run as written, as root, in a private mount namespace
+/// (`unshare -m`) whose /etc is an overlay over the real one: what the block
+/// writes there (users, /etc/magicbell-fcgi, /etc/apache2) lands in `upper`,
+/// and the real /etc is never changed. The same `upper` serves every run, as
+/// a second paste on the same host would find the first one's files.
+final class PrivateEtc {
+    let upper: String
+    private let work: String
+
+    init(scratch: Scratch) throws {
+        upper = scratch.file("etc-upper")
+        work = scratch.file("etc-work")
+        for directory in [upper, work] { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+    }
+
+    /// unshare's arguments: mount the overlay, run `prelude` (sh), then the
+    /// block with bash (as a root shell on Debian would) in the repository's
+    /// root, where the docs' `cp examples/…` lines expect to be.
+    func arguments(_ block: String, prelude: String = "") -> [String] {
+        let setup = """
+        mount -t overlay overlay -o lowerdir=/etc,upperdir=\(upper),workdir=\(work) /etc || exit 97
+        \(prelude)
+        cd \(Project.root.path) && exec /bin/bash -c "$1"
+        """
+        return ["-m", "/bin/sh", "-c", setup, "sh", block]
+    }
+
+    /// Runs the block to its end (a block that leaves no daemon behind).
+    func run(_ block: String, environment: [String: String] = [:]) throws -> ProcessResult {
+        var env = environment
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"
+        let result = try runProcess("/usr/bin/unshare", arguments(block), environment: env)
+        guard result.status != 97 else { throw Sockets.Failure(description: "no overlay over /etc: \(result.stderr)") }
+        return result
+    }
+
+    /// A file's path in the private /etc (`/etc/x` → `upper/x`).
+    func file(_ path: String) -> String { upper + path.dropFirst("/etc".count) }
 }
