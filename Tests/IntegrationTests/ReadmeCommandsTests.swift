@@ -11,6 +11,34 @@ import TestSupport
     /// found 20 of them while this test waited for spawn-fcgi's output).
     static func contents(_ path: String) -> String { readText(path) }
 
+    /// docs/operations.md, "Troubleshooting": the cgi-fcgi command as
+    /// written (only the socket's path differs), run as root, which is who
+    /// troubleshoots. Returns the token's claims.
+    static func askWithTheTroubleshootingCommand(socket: String) throws -> [String: Any] {
+        let block = try Docs.block("docs/operations.md", "### Troubleshooting", containing: "cgi-fcgi")
+        let asked = try runProcess("/bin/bash", ["-c", try Docs.substituting(block, [(Docs.socketPath, socket)])],
+                                   environment: ProcessInfo.processInfo.environment)
+        #expect(asked.status == 0, "\(asked.stderr)")
+        #expect(asked.output.hasPrefix("Status: 200 OK"), "\(asked.output) \(asked.stderr)")
+        let body = try #require(asked.output.components(separatedBy: "\r\n\r\n").last)
+        let token = try #require((try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])?["token"] as? String,
+                                 "\(asked.output)")
+        return try PyJWT.decode(token)
+    }
+
+    /// The shipped unit runs `serve --peer-uid www-data`: the documented
+    /// command must be one that responder answers, though root runs it.
+    @Test(.enabled(if: geteuid() == 0, "the command switches to www-data, as root does"))
+    func theTroubleshootingCommandIsAnsweredByAResponderThatAdmitsOnlyWwwData() throws {
+        let scratch = try Scratch()
+        chmod(scratch.path, 0o755) // www-data reaches the socket, as it does /run/magicbell-fcgi
+        let socket = scratch.file("fcgi.sock")
+        let responder = try Responder(scratch: scratch, arguments: ["serve", "--socket", socket, "--socket-mode", "0666",
+                                                                    "--workers", "2", "--peer-uid", "www-data"])
+        let claims = try withExtendedLifetime(responder) { try Self.askWithTheTroubleshootingCommand(socket: socket) }
+        #expect(claims["user_email"] as? String == "a@example.com")
+    }
+
     /// docs/servers.md's CGI recipes put the secret key in place with one
     /// pasted block. Pasted as is, with SECRET unset or empty, it writes
     /// nothing; it never replaces a key that is there; with SECRET set it
