@@ -30,7 +30,10 @@ import Testing
     /// there, and no count in the words before it that differs from the rows.
     @Test func deploymentListsExactlyTheFilesOfNginx() throws {
         let section = try Docs.section("docs/deployment.md", "## nginx")
-        let rows = section.split(separator: "\n").filter { $0.hasPrefix("| `") }
+        // The first table of the section (the subsections' tables are of other things).
+        let table = section.split(separator: "\n", omittingEmptySubsequences: false)
+            .drop { !$0.hasPrefix("|") }.prefix { $0.hasPrefix("|") }
+        let rows = table.filter { $0.hasPrefix("| `") }
             .compactMap { $0.split(separator: "`", omittingEmptySubsequences: false).dropFirst().first.map(String.init) }
         #expect(!rows.isEmpty, "no table of nginx/ under docs/deployment.md's ## nginx")
         let directory = Project.root.appendingPathComponent("nginx").path

@@ -103,7 +103,7 @@ final class PrivateEtc {
         let setup = """
         mount -t overlay overlay -o lowerdir=/etc,upperdir=\(upper),workdir=\(work) /etc || exit 97
         \(prelude)
-        cd \(Project.root.path) && exec /bin/bash -c "$1"
+        cd '\(Project.root.path)' && exec /bin/bash -c "$1"
         """
         return ["-m", "/bin/sh", "-c", setup, "sh", block]
     }
