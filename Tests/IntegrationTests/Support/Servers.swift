@@ -61,12 +61,19 @@ class ServerProcess: WebServer, @unchecked Sendable {
     var errorLog: String { child?.stderr ?? "" }
 
     /// Copies a recipe from the repository into `root`, edited as a user
-    /// edits it: each `replacing` key must be in the file.
-    func install(recipe: String, replacing: [String: String]) throws {
+    /// edits it: each `replacing` key must be in the file. With `socket`,
+    /// the recipe must name the shipped socket (`Docs.socketPath`), which
+    /// becomes `socket`; with or without, it may name no other path beside it.
+    func install(recipe: String, socket: String? = nil, replacing: [String: String]) throws {
         var text = try String(contentsOfFile: Project.root.appendingPathComponent(recipe).path, encoding: .utf8)
-        for (old, new) in replacing {
+        var edits = replacing
+        if let socket { edits[Docs.socketPath] = socket }
+        for (old, new) in edits {
             guard text.contains(old) else { throw Sockets.Failure(description: "\(recipe) has no \(old)") }
             text = text.replacingOccurrences(of: old, with: new)
+        }
+        if let other = Docs.runPaths(in: text).first {
+            throw Sockets.Failure(description: "\(recipe) names \(other), not the socket unit's \(Docs.socketPath)")
         }
         try text.write(toFile: "\(root)/\(URL(fileURLWithPath: recipe).lastPathComponent)", atomically: true, encoding: .utf8)
     }
@@ -110,7 +117,7 @@ final class Apache: ServerProcess, @unchecked Sendable {
         for dir in ["logs", "run"] { try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true) }
         try fm.createDirectory(atPath: cgiReports, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         try Passwords.write(into: root)
-        try install(recipe: "examples/apache/\(recipe)", replacing: replacing)
+        try install(recipe: "examples/apache/\(recipe)", socket: defines["MAGICBELL_SOCKET"], replacing: replacing)
         let allDefines = defines.merging([
             "MAGICBELL_USERS": "\(root)/htpasswd", "MAGICBELL_ADMINS": "\(root)/magicbell-admin.htpasswd",
             "MAGICBELL_SCRAPERS": "\(root)/magicbell-metrics.htpasswd",
@@ -216,7 +223,7 @@ final class Lighttpd: ServerProcess, @unchecked Sendable {
         try Passwords.write(into: root)
         let examples = Project.root.appendingPathComponent("examples/lighttpd").path
         try fm.copyItem(atPath: "\(examples)/magicbell-identity.lua", toPath: "\(root)/magicbell-identity.lua")
-        try install(recipe: "examples/lighttpd/\(recipe)", replacing: replacing)
+        try install(recipe: "examples/lighttpd/\(recipe)", socket: variables["magicbell_socket"], replacing: replacing)
         let all = variables.merging([
             "magicbell_users": "\(root)/htpasswd", "magicbell_admins": "\(root)/magicbell-admin.htpasswd",
             "magicbell_scrapers": "\(root)/magicbell-metrics.htpasswd", "magicbell_identity": "\(root)/magicbell-identity.lua",
@@ -254,11 +261,10 @@ final class HAProxy: ServerProcess, @unchecked Sendable {
             try names.map { "    user \($0) password \(try runProcess("/usr/bin/openssl", ["passwd", "-6", $0]).output)" }
                 .joined(separator: "\n")
         }
-        try install(recipe: "examples/haproxy/magicbell-fcgi.cfg", replacing: [
+        try install(recipe: "examples/haproxy/magicbell-fcgi.cfg", socket: socket, replacing: [
             "    user alice password $6$REPLACE-ME": try users(["demo", "alice", "bob"]),
             "    user ops password $6$REPLACE-ME": try users(["admin"]),
             "    user prometheus password $6$REPLACE-ME": try users(["prometheus"]),
-            "unix@/run/magicbell-fcgi/fcgi.sock": "unix@\(socket)",
         ])
         let site = """
         global
@@ -299,22 +305,20 @@ final class Caddy: ServerProcess, @unchecked Sendable {
             let line = try runProcess("/usr/bin/htpasswd", ["-nbB", "-C", "4", name, name]).output
             return "\(name) \(line.split(separator: ":", maxSplits: 1)[1])"
         }
-        let socketLine = ["unix//run/magicbell-fcgi/fcgi.sock": "unix/\(socket)"]
-        try install(recipe: "examples/caddy/magicbell-admin.caddy", replacing: socketLine.merging([
+        try install(recipe: "examples/caddy/magicbell-admin.caddy", socket: socket, replacing: [
             "ops $2a$14$REPLACE-ME": try user("admin"),
             "prometheus $2a$14$REPLACE-ME": try user("prometheus"),
-        ]) { $1 })
+        ])
         let tokenRecipe: String
         switch token {
         case .basicauth:
             tokenRecipe = "magicbell-token-basicauth.caddy"
-            try install(recipe: "examples/caddy/\(tokenRecipe)", replacing: socketLine.merging([
+            try install(recipe: "examples/caddy/\(tokenRecipe)", socket: socket, replacing: [
                 "alice $2a$14$REPLACE-ME": try ["demo", "alice", "bob"].map(user).joined(separator: "\n\t\t"),
-            ]) { $1 })
+            ])
         case .forwardAuth(let port):
             tokenRecipe = "magicbell-token-forward-auth.caddy"
-            try install(recipe: "examples/caddy/\(tokenRecipe)",
-                        replacing: socketLine.merging(["127.0.0.1:3000": "127.0.0.1:\(port)"]) { $1 })
+            try install(recipe: "examples/caddy/\(tokenRecipe)", socket: socket, replacing: ["127.0.0.1:3000": "127.0.0.1:\(port)"])
         }
         let site = """
         {
@@ -377,12 +381,11 @@ final class H2O: ServerProcess, @unchecked Sendable {
         try users(["prometheus"], "metrics.htpasswd")
         try FileManager.default.copyItem(atPath: Project.root.appendingPathComponent("examples/h2o/magicbell-auth.rb").path,
                                          toPath: "\(root)/magicbell-auth.rb")
-        try install(recipe: "examples/h2o/magicbell-paths.conf", replacing: [
+        try install(recipe: "examples/h2o/magicbell-paths.conf", socket: socket, replacing: [
             "/etc/h2o/magicbell-auth.rb": "\(root)/magicbell-auth.rb",
             "/etc/h2o/magicbell-users.htpasswd": "\(root)/users.htpasswd",
             "/etc/h2o/magicbell-admin.htpasswd": "\(root)/admin.htpasswd",
             "/etc/h2o/magicbell-metrics.htpasswd": "\(root)/metrics.htpasswd",
-            "/run/magicbell-fcgi/fcgi.sock": socket,
         ])
         let conf = """
         \(geteuid() == 0 ? "user: root" : "")

@@ -1,0 +1,59 @@
+import Glibc
+import Foundation
+import Testing
+
+/// What the docs say about the files the project ships agrees with the files
+/// (issue 20 §2: docs that work when pasted).
+@Suite struct ShippedTextTests {
+    /// One socket path everywhere: what nginx/, examples/, docs/ and the
+    /// README name under /run/magicbell-fcgi/ is the socket unit's ListenStream.
+    @Test func everyShippedFileNamesTheSocketUnitsPath() throws {
+        #expect(Docs.socketPath.hasPrefix("/run/magicbell-fcgi/"), "\(Docs.socketPath)")
+        let fm = FileManager.default
+        var checked = 0
+        for top in ["nginx", "examples", "docs", "README.md"] {
+            let path = Project.root.appendingPathComponent(top).path
+            let files = fm.subpaths(atPath: path).map { $0.map { "\(top)/\($0)" } } ?? [top]
+            for file in files {
+                guard let text = try? Docs.text(file) else { continue } // a directory
+                checked += 1
+                for named in Docs.runPaths(in: text) where named != Docs.socketPath {
+                    Issue.record("\(file) names \(named), the socket unit listens on \(Docs.socketPath)")
+                }
+            }
+        }
+        #expect(checked > 20, "read \(checked) files")
+    }
+
+    /// docs/deployment.md's table of nginx/: a row for each file (a row may
+    /// name several with a glob, `auth/*.conf`), each row a file that is
+    /// there, and no count in the words before it that differs from the rows.
+    @Test func deploymentListsExactlyTheFilesOfNginx() throws {
+        let section = try Docs.section("docs/deployment.md", "## nginx")
+        // The first table of the section (the subsections' tables are of other things).
+        let table = section.split(separator: "\n", omittingEmptySubsequences: false)
+            .drop { !$0.hasPrefix("|") }.prefix { $0.hasPrefix("|") }
+        let rows = table.filter { $0.hasPrefix("| `") }
+            .compactMap { $0.split(separator: "`", omittingEmptySubsequences: false).dropFirst().first.map(String.init) }
+        #expect(!rows.isEmpty, "no table of nginx/ under docs/deployment.md's ## nginx")
+        let directory = Project.root.appendingPathComponent("nginx").path
+        let files = (FileManager.default.subpaths(atPath: directory) ?? []).filter { path in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: "\(directory)/\(path)", isDirectory: &isDirectory) && !isDirectory.boolValue
+        }.sorted()
+        func matches(_ row: String, _ file: String) -> Bool { fnmatch(row, file, FNM_PATHNAME) == 0 }
+        for file in files {
+            #expect(rows.contains { matches($0, file) }, "nginx/\(file) has no row in docs/deployment.md's table")
+        }
+        for row in rows {
+            #expect(files.contains { matches(row, $0) }, "docs/deployment.md's table names \(row), which is not in nginx/")
+        }
+
+        // "Four files in `nginx/`" over six rows: a count, if the text gives one, is the rows'.
+        let words = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+        let intro = section.prefix { $0 != "|" }.lowercased()
+        for (index, word) in words.enumerated() where intro.contains("\(word) files") || intro.contains("\(index + 1) files") {
+            #expect(index + 1 == rows.count, "docs/deployment.md says \(word) files in nginx/ above a table of \(rows.count)")
+        }
+    }
+}
