@@ -22,7 +22,7 @@ import TestSupport
             }
             var recipe = try String(contentsOfFile: Project.root.appendingPathComponent("examples/fcgiwrap/magicbell-cgi.conf").path,
                                     encoding: .utf8)
-            for (placeholder, value) in [("/run/fcgiwrap.socket", socket), ("/usr/local/bin/magicbell-fcgi", Project.binary),
+            for (placeholder, value) in [("/run/fcgiwrap.socket", socket), ("/usr/bin/magicbell-fcgi", Project.binary),
                                          ("pk_your_project_api_key", Project.apiKey), ("/etc/magicbell-fcgi/secret-key", secretFile)] {
                 #expect(recipe.contains(placeholder), "the recipe has \(placeholder)")
                 recipe = recipe.replacingOccurrences(of: placeholder, with: value)
