@@ -130,9 +130,11 @@ import FoundationNetworking
         _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
         var start = Date()
         await #expect(throws: MagicBellAPIError.timeout(seconds: 1)) { try await client.fetchProjectTokens() }
-        // The fake never answers: ending at all proves the deadline. The bound is loose because the
-        // awaiting task resumes on the cooperative pool, which other suites' blocking tests can hold.
-        #expect(Date().timeIntervalSince(start) < 5)
+        // The fake never answers: ending at all proves the deadline. The bound only catches a deadline
+        // in the wrong unit; it is loose because the awaiting task resumes on the cooperative pool (two
+        // threads on a 2-core machine), which other suites' blocking tests hold for seconds under ASan
+        // (CI measured 5.15 s here).
+        #expect(Date().timeIntervalSince(start) < 15)
 
         // Cancelled before the request is out (here: connecting to a port that never answers): at once.
         let (dead, keep) = try Blackhole.listener()
@@ -143,7 +145,7 @@ import FoundationNetworking
         try await Task.sleep(for: .milliseconds(300))
         connecting.cancel()
         await #expect(throws: MagicBellAPIError.cancelled) { try await connecting.value }
-        #expect(Date().timeIntervalSince(start) < 5, "cancelled, not timed out at 30 s")
+        #expect(Date().timeIntervalSince(start) < 15, "cancelled, not timed out at 30 s")
 
         // Cancelled after the request is out: MagicBell may have acted on it (a create's token is
         // only in the answer), so the answer is waited for and returned.
