@@ -123,7 +123,7 @@ struct Serve: ParsableCommand {
         let descriptors = FastCGIServer.raiseDescriptorLimit(toHold: maxConnections, workers: workers)
         if descriptors < maxConnections + 2 * workers + 64 {
             logger.warning("the descriptor limit is below what --max-connections needs; raise LimitNOFILE",
-                           metadata: ["limit": "\(descriptors)", "max_connections": "\(maxConnections)"])
+                           metadata: ["limit": .stringConvertible(descriptors), "max_connections": .stringConvertible(maxConnections)])
         }
         if workers == 1 && configuration.projectToken != nil {
             logger.warning("with --workers 1, an admin call waiting on MagicBell holds up token requests")
