@@ -17,8 +17,16 @@ func fail(_ message: String, _ code: ExitCode) -> ExitCode {
     return code
 }
 
-func printError(_ message: String) {
-    let line = Array("magicbell-fcgi: \(message)\n".utf8)
+func printWarning(_ message: String) {
+    printError("warning: \(message)", priority: "<4>")
+}
+
+/// One line on stderr. Under systemd (check-config as ExecStartPre=, a
+/// refused start) stderr is the journal: the line then starts with its
+/// syslog priority (sd-daemon(3)), as serve's log lines do, so that
+/// `journalctl -p warning` shows it.
+func printError(_ message: String, priority: String = "<3>") {
+    let line = Array("\(Journal.isStandardError ? priority : "")magicbell-fcgi: \(message)\n".utf8)
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
 
@@ -328,7 +336,7 @@ struct CheckConfig: ParsableCommand {
                 throw fail("--env-file: \(envFile) is larger than \(Configuration.maxSecretFileBytes) bytes", configurationExitCode)
             }
             let parsed = EnvironmentFile.parse(bytes)
-            for ignored in parsed.ignored { printError("warning: \(envFile): \(ignored)") }
+            for ignored in parsed.ignored { printWarning("\(envFile): \(ignored)") }
             // As the unit's EnvironmentFile= does: the file's values win.
             for (name, value) in parsed.variables where name.hasPrefix("MAGICBELL_") { environment[name] = value }
             addresses = parsed.dictionary["FCGI_WEB_SERVER_ADDRS"] ?? addresses
@@ -339,7 +347,7 @@ struct CheckConfig: ParsableCommand {
         } catch {
             throw fail("\(error)", configurationExitCode)
         }
-        for warning in configurationWarnings(environment, configuration) { printError("warning: \(warning)") }
+        for warning in configurationWarnings(environment, configuration) { printWarning(warning) }
         print(configuration.summary)
         if let addresses = peers.allowedAddresses {
             print("FCGI_WEB_SERVER_ADDRS \(addresses.count) address(es): TCP peers elsewhere are refused")

@@ -203,4 +203,22 @@ import TestSupport
         #expect(warnings == ["unknown variable MAGICBELL_SECERT_KEY; did you mean MAGICBELL_SECRET_KEY?",
                              "MAGICBELL_SECRET_KEY holds a 12-byte key; an HS256 key should be at least 32 bytes (256 bits, RFC 7518 §3.2)"])
     }
+
+    /// check-config runs as the unit's ExecStartPre=, with stderr the
+    /// journal: its warnings are filed at warning and its refusal at error
+    /// (sd-daemon(3) prefixes), as serve's lines are; elsewhere, no prefix.
+    @Test func checkConfigUnderTheJournalPrefixesItsLinesWithTheirPriority() throws {
+        let script = #"JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0" check-config"#
+        let warned = try runProcess("/bin/sh", ["-c", script, Project.binary],
+                                    environment: Responder.environment(["MAGICBELL_SECERT_KEY": "x"]))
+        #expect(warned.status == 0)
+        #expect(warned.stderr == "<4>magicbell-fcgi: warning: unknown variable MAGICBELL_SECERT_KEY; did you mean MAGICBELL_SECRET_KEY?\n",
+                "\(warned.stderr)")
+        let refused = try runProcess("/bin/sh", ["-c", script, Project.binary],
+                                     environment: Responder.environment(["MAGICBELL_TOKEN_TTL": "5"]))
+        #expect(refused.status == 78 && refused.stderr.hasPrefix("<3>magicbell-fcgi: MAGICBELL_TOKEN_TTL"), "\(refused.stderr)")
+        let elsewhere = try Self.run(["check-config"], environment: Responder.environment(["MAGICBELL_SECERT_KEY": "x",
+                                                                                          "JOURNAL_STREAM": "1:1"]))
+        #expect(elsewhere.stderr.hasPrefix("magicbell-fcgi: warning:"), "\(elsewhere.stderr)")
+    }
 }
