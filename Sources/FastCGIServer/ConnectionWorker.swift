@@ -238,7 +238,7 @@ final class ConnectionWorker: @unchecked Sendable {
                 }
             case .aborted(let reply):
                 guard writeAll(fd, reply) else { return refuse(fd, .incomplete, "write failed: \(lastError())") }
-                logger.info("the web server aborted a request", metadata: ["fastcgi_request_id": "\(header.requestID)"])
+                logger.info("the web server aborted a request", metadata: ["fastcgi_request_id": .stringConvertible(header.requestID)])
                 if !state.intake.keepConnection {
                     close(fd)
                     return .closed

@@ -211,7 +211,7 @@ public final class FastCGIServer: @unchecked Sendable {
                 finished.leave()
             }
         }
-        logger.info("listening", metadata: ["address": "\(socket.address)", "workers": "\(options.workers)"])
+        logger.info("listening", metadata: ["address": "\(socket.address)", "workers": .stringConvertible(options.workers)])
 
         waitForStop(signalFD: signalFD, onHangup: onHangup)
         // A unix socket we own leaves the filesystem first: no new connection
@@ -219,7 +219,7 @@ public final class FastCGIServer: @unchecked Sendable {
         socket.removeSocketFile()
         stop()
         if finished.wait(timeout: .now() + options.drainTimeout) == .timedOut {
-            logger.error("stopping with requests still in flight", metadata: ["after_seconds": "\(options.drainTimeout)"])
+            logger.error("stopping with requests still in flight", metadata: ["after_seconds": .stringConvertible(options.drainTimeout)])
         }
         socket.close()
         logger.info("stopped")
@@ -237,7 +237,7 @@ public final class FastCGIServer: @unchecked Sendable {
             if ready < 0 { if errno == EINTR { continue }; return }
             if ready == 0 {
                 let reaped = connections.reap(now: MonotonicClock.now())
-                if reaped > 0 { logger.debug("closed parked connections past their deadline", metadata: ["count": "\(reaped)"]) }
+                if reaped > 0 { logger.debug("closed parked connections past their deadline", metadata: ["count": .stringConvertible(reaped)]) }
                 continue
             }
             if fds[1].revents != 0 { return }
@@ -250,7 +250,7 @@ public final class FastCGIServer: @unchecked Sendable {
             case SIGHUP:
                 if let onHangup { onHangup() } else { logger.notice("SIGHUP ignored: nothing to reload") }
             default:
-                logger.info("stopping", metadata: ["signal": "\(info.ssi_signo)"])
+                logger.info("stopping", metadata: ["signal": .stringConvertible(info.ssi_signo)])
                 return
             }
         }

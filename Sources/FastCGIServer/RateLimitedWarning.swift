@@ -17,6 +17,6 @@ final class RateLimitedWarning: Sendable {
             return state.suppressed
         }
         guard let suppressed else { return }
-        logger.warning(message, metadata: ["reason": "\(reason)", "suppressed_since_last_line": "\(suppressed)"])
+        logger.warning(message, metadata: ["reason": "\(reason)", "suppressed_since_last_line": .stringConvertible(suppressed)])
     }
 }

@@ -105,11 +105,13 @@ final class AdminEndpoint {
     /// browser addressed: `MAGICBELL_SITE_ORIGIN` (`$scheme://$http_host`,
     /// set by magicbell-fastcgi.conf), so that a `fastcgi_params` that sets
     /// `HTTP_HOST $host` (no port) cannot make a same-origin POST look foreign.
+    static let siteOriginParam: StaticString = "MAGICBELL_SITE_ORIGIN"
+
     private func checkOrigin(_ request: some RequestParameters) throws(EndpointError) {
         if request.string("HTTP_SEC_FETCH_SITE")?.lowercased() == "cross-site" { throw .crossOrigin }
         if let origin = request.string("HTTP_ORIGIN") {
             guard let normalized = Origin.normalize(origin) else { throw .crossOrigin } // "null" and the like
-            let site = request.string("MAGICBELL_SITE_ORIGIN").flatMap(Origin.normalize)
+            let site = request.string(Self.siteOriginParam).flatMap(Origin.normalize)
                 ?? Origin.site(scheme: request.string("REQUEST_SCHEME") ?? "http", host: request.string("HTTP_HOST") ?? "")
             guard normalized == site || context.configuration.allowedOrigins.contains(normalized) else {
                 throw .crossOrigin

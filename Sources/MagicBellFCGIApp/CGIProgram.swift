@@ -31,11 +31,21 @@ public enum CGIProgram {
             // The detail (never a secret: see ConfigurationError) goes to the
             // server's error log; the client learns only that it is the server's fault.
             logger.error("CGI request refused: the configuration is invalid", metadata: ["error": "\(error)"])
-            EndpointError.misconfigured.write(to: &response)
+            refuse(CGIRequest(), because: error, &response)
         }
         var out: [UInt8] = []
         response.serialize(into: &out)
         return writeAll(out) ? 0 : 1
+    }
+
+    /// The answer when the configuration did not load: the health route is
+    /// not ready (503, what a load balancer acts on); every other route is
+    /// the server's fault (500). Neither says why: the log line does.
+    static func refuse(_ request: some RequestParameters, because error: any Error, _ response: inout HTTPResponse) {
+        let isHealth = request.param(Route.routeParam)?.equals("health") ?? false
+        (isHealth ? EndpointError.notReady : .misconfigured).write(to: &response)
+        // RFC 9110 §9.3.2, as MagicBellResponder.handle does for every answer.
+        if HTTPMethod(request.param("REQUEST_METHOD")) == .head { response.omitBody() }
     }
 
     private static func writeAll(_ bytes: [UInt8]) -> Bool {

@@ -270,7 +270,8 @@ public struct Configuration: Sendable {
         let errno: Int32
     }
 
-    private static func reason(_ error: any Error) -> String {
+    /// Why a file could not be read, in a few words.
+    public static func reason(_ error: any Error) -> String {
         guard let file = error as? FileError else { return "\(error)" }
         switch file.errno {
         case ENOENT: return "no such file"

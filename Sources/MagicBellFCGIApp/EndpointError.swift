@@ -12,7 +12,7 @@ public enum ErrorCode: String, CaseIterable, Sendable {
     case crossOrigin = "cross_origin", adminNotConfigured = "admin_not_configured", adminBusy = "admin_busy", mintBusy = "mint_busy"
     case upstreamError = "upstream_error", upstreamUnreachable = "upstream_unreachable"
     case upstreamInvalid = "upstream_invalid", upstreamTimeout = "upstream_timeout"
-    case misconfigured
+    case misconfigured, notReady = "not_ready"
 
     /// The code's position in `allCases`, for tables indexed by code.
     var slot: Int { Self.slots[self]! }
@@ -117,6 +117,11 @@ public struct EndpointError: Error, Equatable {
     /// CGI mode with an invalid configuration (the detail is in the server's error log).
     public static let misconfigured = EndpointError(
         status: 500, code: .misconfigured, message: "The token service is not configured; see the web server's error log.")
+
+    /// The health route while the configuration cannot mint (CGI mode, where
+    /// it is loaded for each request).
+    public static let notReady = EndpointError(
+        status: 503, code: .notReady, message: "The token service cannot mint: its configuration is invalid; see the web server's error log.")
 
     public static let unauthenticated = EndpointError(
         status: 401, code: .unauthenticated,

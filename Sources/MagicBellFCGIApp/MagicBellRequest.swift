@@ -16,6 +16,7 @@ struct MagicBellRequest<Params: RequestParameters & RequestBodyReader> {
         /// refused actor is kept as the error, so that the refusal is audited too.
         case admin(path: [String], actor: Result<UserIdentity?, EndpointError>)
         case metrics
+        case health
     }
 
     let action: Action
@@ -24,7 +25,8 @@ struct MagicBellRequest<Params: RequestParameters & RequestBodyReader> {
 
     /// Checks what `route` needs: the token route takes GET and POST (405
     /// otherwise) and requires an identity (401 without); the admin route
-    /// takes an identity if set; metrics none.
+    /// takes an identity if set; metrics none; health GET and HEAD (405
+    /// otherwise), and never reads an identity param, so none can refuse it.
     init(_ params: Params, route: Route, method: HTTPMethod) throws(EndpointError) {
         switch route {
         case .token:
@@ -35,6 +37,9 @@ struct MagicBellRequest<Params: RequestParameters & RequestBodyReader> {
             action = .admin(path: path, actor: Result { () throws(EndpointError) in try Identity.of(params) })
         case .metrics:
             action = .metrics
+        case .health:
+            guard method == .get || method == .head else { throw .methodNotAllowed(["GET", "HEAD"]) }
+            action = .health
         }
         self.method = method
         self.params = params

@@ -92,6 +92,7 @@ public final class MagicBellResponder: FastCGIResponder {
         let method = HTTPMethod(params.param("REQUEST_METHOD"))
         var routeName = "none"
         var isAdmin = false
+        var isHealth = false
         var failed = false
         var misconfigured: Logger.Metadata?
         do throws(EndpointError) {
@@ -104,7 +105,8 @@ public final class MagicBellResponder: FastCGIResponder {
                 throw answer
             }
             routeName = route.name
-            isAdmin = route != .token
+            isHealth = route == .health
+            isAdmin = route != .token && !isHealth
             let request = try MagicBellRequest(params, route: route, method: method)
             switch request.action {
             case .token(let user):
@@ -114,10 +116,12 @@ public final class MagicBellResponder: FastCGIResponder {
                 admin.respond(to: request, path: path, actor: actor, with: &response)
             case .metrics:
                 admin.respondWithMetrics(to: request, with: &response)
+            case .health:
+                Self.respondHealthy(with: &response)
             }
         } catch {
             failed = true
-            counters.refused(error.code)
+            if !isHealth { counters.refused(error.code) }
             var fields = Self.requestFields(params, routeName, method, status: error.status)
             fields["code"] = .string(error.code.rawValue)
             if let misconfigured {
@@ -128,17 +132,31 @@ public final class MagicBellResponder: FastCGIResponder {
             }
             error.write(to: &response)
         }
+        // A probe every few seconds is counted, answered or refused, apart from tokens.
+        if isHealth { counters.healthChecks.add(1, ordering: .relaxed) }
         if failed || isAdmin || logsEveryRequest, let requestID = params.param("REQUEST_ID") {
             response.addHeader("X-Request-Id", visibleASCII: requestID)
         }
         // RFC 9110 §9.3.2: no answer to HEAD has a body, on any route (HAProxy
-        // turns one that has into a 502). Every route answers HEAD 405 today.
+        // turns one that has into a 502): the health route's 200, every other
+        // route's 405.
         if method == .head { response.omitBody() }
         if logsEveryRequest {
             var fields = Self.requestFields(params, routeName, method, status: response.status)
             fields["duration_ms"] = .stringConvertible(MonotonicClock.milliseconds(since: started))
             logger.debug("request", metadata: fields)
         }
+    }
+
+    /// The health route's answer. Only a responder with a configuration
+    /// that loaded exists (`serve` refuses to start without one, and a
+    /// refused reload leaves the old one in force), so it can mint: nothing
+    /// else is checked, and MagicBell is not called (a monitor must not turn
+    /// MagicBell's outage into this host's, nor call it every few seconds).
+    static func respondHealthy(with response: inout HTTPResponse) {
+        response.body.append(contentsOf: #"{"status":"ok"}"#.utf8)
+        response.addHeader("Content-Type", "application/json")
+        EndpointError.addNoStoreHeaders(to: &response)
     }
 
     /// A request with no route. A location without a valid `MAGICBELL_ROUTE`
@@ -148,7 +166,7 @@ public final class MagicBellResponder: FastCGIResponder {
         switch refusal {
         case .notDeclared(let found):
             return (.notFound, ["param": .string("\(Route.routeParam)"), "found": .string(found ?? "-"),
-                                "hint": "set fastcgi_param MAGICBELL_ROUTE token|admin|metrics in the location"])
+                                "hint": "set fastcgi_param MAGICBELL_ROUTE token|admin|metrics|health in the location"])
         case .invalidPath(let why):
             return (.invalidPath(why), nil)
         case .notFound:

@@ -27,6 +27,7 @@ public final class Metrics: Sendable {
 
     final class TokenCounters: Sendable {
         let minted = Atomic<Int>(0)
+        let healthChecks = Atomic<Int>(0)
         let refusals: [Counter]
         let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
         init() { refusals = Metrics.refusalReasons.map { _ in Counter() } }
@@ -103,6 +104,9 @@ public final class Metrics: Sendable {
 
         family("magicbell_fcgi_tokens_minted_total", "counter", "Tokens handed out by the token route.")
         sample("magicbell_fcgi_tokens_minted_total", [], "\(workers.reduce(0) { $0 + $1.minted.load(ordering: .relaxed) })")
+
+        family("magicbell_fcgi_health_checks_total", "counter", "Requests to the health route, answered or refused.")
+        sample("magicbell_fcgi_health_checks_total", [], "\(workers.reduce(0) { $0 + $1.healthChecks.load(ordering: .relaxed) })")
 
         family("magicbell_fcgi_token_refusals_total", "counter", "Token-route requests answered with an error, by error code.")
         for (index, reason) in Self.refusalReasons.enumerated() {

@@ -1,7 +1,7 @@
 import FastCGIServer
 
 /// What a request is for, decided once, from what the web server set: the
-/// location declares its route (`fastcgi_param MAGICBELL_ROUTE token|admin|metrics`),
+/// location declares its route (`fastcgi_param MAGICBELL_ROUTE token|admin|metrics|health`),
 /// and the admin operation comes from the decoded, normalized path the
 /// server matched (`DOCUMENT_URI`). Later code works from this value and
 /// never looks at the URI again.
@@ -19,6 +19,9 @@ public enum Route: Equatable, Sendable {
     case admin(path: [String])
     /// `MAGICBELL_ROUTE metrics`: the metrics and nothing else.
     case metrics
+    /// `MAGICBELL_ROUTE health`: whether the responder can mint, for a load
+    /// balancer or a monitor; no identity, no secret, no auth.
+    case health
 
     /// As logs and metrics name it.
     public var name: String {
@@ -26,6 +29,7 @@ public enum Route: Equatable, Sendable {
         case .token: return "token"
         case .admin: return "admin"
         case .metrics: return "metrics"
+        case .health: return "health"
         }
     }
 
@@ -34,7 +38,7 @@ public enum Route: Equatable, Sendable {
 
     /// Why a request has no route.
     public enum Refusal: Error, Equatable {
-        /// No `MAGICBELL_ROUTE`, or a value other than token, admin, metrics:
+        /// No `MAGICBELL_ROUTE`, or a value other than token, admin, metrics, health:
         /// the location is not one of the project's (404, and a warning).
         case notDeclared(found: String?)
         /// The raw target has `#`, or does not decode to the matched path,
@@ -55,6 +59,8 @@ public enum Route: Equatable, Sendable {
             route = .admin(path: [])
         } else if declared.equals("metrics") {
             route = .metrics
+        } else if declared.equals("health") {
+            route = .health
         } else {
             throw .notDeclared(found: String(decoding: declared.prefix(40), as: UTF8.self))
         }

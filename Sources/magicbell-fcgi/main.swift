@@ -13,9 +13,27 @@ import MagicBellJWT
 let configurationExitCode = ExitCode(78)
 
 func fail(_ message: String, _ code: ExitCode) -> ExitCode {
-    let line = Array("magicbell-fcgi: \(message)\n".utf8)
-    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    printError(message)
     return code
+}
+
+func printWarning(_ message: String) {
+    printError("warning: \(message)", priority: "<4>")
+}
+
+/// One line on stderr. Under systemd (check-config as ExecStartPre=, a
+/// refused start) stderr is the journal: the line then starts with its
+/// syslog priority (sd-daemon(3)), as serve's log lines do, so that
+/// `journalctl -p warning` shows it.
+func printError(_ message: String, priority: String = "<3>") {
+    let line = Array("\(Journal.isStandardError ? priority : "")magicbell-fcgi: \(message)\n".utf8)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// What is probably a mistake but works: unknown `MAGICBELL_*` names, a
+/// short secret. Warned, never refused, so existing deployments keep working.
+func configurationWarnings(_ environment: [String: String], _ configuration: Configuration) -> [String] {
+    Configuration.warnings(about: environment) + configuration.warnings
 }
 
 func loadConfiguration() throws -> Configuration {
@@ -34,7 +52,8 @@ struct MagicBellFCGI: ParsableCommand {
         Configuration comes from the environment:
         \(environmentHelp)
 
-        Exit codes: 0 success; 1 failure (invalid token, cannot listen); 64 usage error; 78 invalid configuration.
+        Exit codes: 0 success (check-config: warnings, if any, on stderr); 1 failure (invalid token, cannot listen); \
+        64 usage error; 78 invalid configuration.
 
         Started by a web server as a CGI program (GATEWAY_INTERFACE=CGI/1.1), it answers that one request \
         on stdout with a Status line, the body read from stdin up to CONTENT_LENGTH, and ignores its arguments.
@@ -113,17 +132,20 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "magicbell-fcgi")
         let configuration: Configuration
         let peers: PeerPolicy
+        let environment = Configuration.processEnvironment()
         do {
-            configuration = try Configuration.load(from: Configuration.processEnvironment()).checked(workers: workers)
-            peers = try peerPolicy(peerUIDs: peerUID?.uids)
+            configuration = try Configuration.load(from: environment).checked(workers: workers)
+            peers = try peerPolicy(peerUIDs: peerUID?.uids, addresses: ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"])
         } catch {
             throw fail("\(error)", configurationExitCode)
         }
+        // One line each, at warning: what the journal shows (`journalctl -p warning`).
+        for warning in configurationWarnings(environment, configuration) { logger.warning("\(warning)") }
         if !noCoreDumps { logger.warning("could not turn core dumps off (setrlimit or prctl failed)") }
         let descriptors = FastCGIServer.raiseDescriptorLimit(toHold: maxConnections, workers: workers)
         if descriptors < maxConnections + 2 * workers + 64 {
             logger.warning("the descriptor limit is below what --max-connections needs; raise LimitNOFILE",
-                           metadata: ["limit": "\(descriptors)", "max_connections": "\(maxConnections)"])
+                           metadata: ["limit": .stringConvertible(descriptors), "max_connections": .stringConvertible(maxConnections)])
         }
         if workers == 1 && configuration.projectToken != nil {
             logger.warning("with --workers 1, an admin call waiting on MagicBell holds up token requests")
@@ -137,7 +159,9 @@ struct Serve: ParsableCommand {
         // swap the configuration in; a bad one is refused, the old one stays.
         let reload = {
             do {
-                let fresh = try Configuration.load(from: Configuration.processEnvironment()).checked(workers: workers)
+                let environment = Configuration.processEnvironment()
+                let fresh = try Configuration.load(from: environment).checked(workers: workers)
+                for warning in configurationWarnings(environment, fresh) { logger.warning("\(warning)") }
                 holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers, metrics: metrics))
                 logger.notice("configuration reloaded")
             } catch {
@@ -177,10 +201,9 @@ func validateWorkers(_ workers: Int) throws {
 
 /// Who may connect: `--peer-uid` (unix sockets) and libfcgi's
 /// `FCGI_WEB_SERVER_ADDRS` (TCP), checked the same way by serve and check-config.
-func peerPolicy(peerUIDs: [UInt32]?) throws(ConfigurationError) -> PeerPolicy {
+func peerPolicy(peerUIDs: [UInt32]?, addresses: String?) throws(ConfigurationError) -> PeerPolicy {
     do {
-        return PeerPolicy(allowedUIDs: peerUIDs,
-                          allowedAddresses: try PeerPolicy.webServerAddresses(ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]))
+        return PeerPolicy(allowedUIDs: peerUIDs, allowedAddresses: try PeerPolicy.webServerAddresses(addresses))
     } catch {
         throw ConfigurationError(error.setting, error.problem)
     }
@@ -276,11 +299,21 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Validate the configuration and print a summary without secrets.",
-        discussion: "Exits 0 if the configuration is valid, 78 (EX_CONFIG) with one line naming the variable if not: fit for ExecStartPre=. Give it the --workers serve runs with: some rules depend on it."
+        discussion: """
+        Exits 0 if the configuration is valid, 78 (EX_CONFIG) with one line naming the variable if not \
+        (or if --env-file cannot be read): fit for ExecStartPre=. Warnings (an unknown MAGICBELL_ variable, \
+        a secret under 32 bytes) go to stderr and still exit 0. Give it the --workers serve runs with: \
+        some rules depend on it.
+        """
     )
 
     @Option(help: ArgumentHelp("The --workers serve runs with (default: serve's default, here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
     var workers: Int = FastCGIServer.defaultWorkers
+
+    @Option(name: .customLong("env-file"),
+            help: ArgumentHelp("Read FILE as systemd reads the unit's EnvironmentFile=; its variables override the environment's.",
+                               valueName: "FILE"))
+    var envFile: String?
 
     func validate() throws {
         try validateWorkers(workers)
@@ -289,12 +322,32 @@ struct CheckConfig: ParsableCommand {
     func run() throws {
         let configuration: Configuration
         let peers: PeerPolicy
+        var environment = Configuration.processEnvironment()
+        var addresses = ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]
+        if let envFile {
+            let bytes: [UInt8]
+            do {
+                bytes = try Configuration.readFile(envFile)
+            } catch {
+                throw fail("--env-file: cannot read \(envFile): \(Configuration.reason(error))", configurationExitCode)
+            }
+            // readFile stops one byte past its limit: a larger file would be checked cut short.
+            guard bytes.count <= Configuration.maxSecretFileBytes else {
+                throw fail("--env-file: \(envFile) is larger than \(Configuration.maxSecretFileBytes) bytes", configurationExitCode)
+            }
+            let parsed = EnvironmentFile.parse(bytes)
+            for ignored in parsed.ignored { printWarning("\(envFile): \(ignored)") }
+            // As the unit's EnvironmentFile= does: the file's values win.
+            for (name, value) in parsed.variables where name.hasPrefix("MAGICBELL_") { environment[name] = value }
+            addresses = parsed.dictionary["FCGI_WEB_SERVER_ADDRS"] ?? addresses
+        }
         do {
-            configuration = try Configuration.load(from: Configuration.processEnvironment()).checked(workers: workers)
-            peers = try peerPolicy(peerUIDs: nil)
+            configuration = try Configuration.load(from: environment).checked(workers: workers)
+            peers = try peerPolicy(peerUIDs: nil, addresses: addresses)
         } catch {
             throw fail("\(error)", configurationExitCode)
         }
+        for warning in configurationWarnings(environment, configuration) { printWarning(warning) }
         print(configuration.summary)
         if let addresses = peers.allowedAddresses {
             print("FCGI_WEB_SERVER_ADDRS \(addresses.count) address(es): TCP peers elsewhere are refused")

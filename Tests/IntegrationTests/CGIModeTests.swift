@@ -101,6 +101,35 @@ import TestSupport
         #expect(try cgi(environment).status == 200)
     }
 
+    /// Issue 20 §3: CGI mode loads the configuration for each request, so
+    /// the health route answers for the configuration as it is now: 200
+    /// while it loads, 503 `not_ready` while it does not (each broken
+    /// variable, the secret file missing), to HEAD with the head alone.
+    @Test func theHealthRouteIs503NotReadyWhileTheConfigurationCannotLoad() throws {
+        let health = Self.server.merging(["MAGICBELL_ROUTE": "health", "SCRIPT_NAME": "/magicbell-health",
+                                          "REQUEST_URI": "/magicbell-health"]) { $1 }
+        let ready = try cgi(health)
+        #expect(ready.status == 200 && ready.body == #"{"status":"ok"}"# && ready.headers["cache-control"] == "no-store")
+        let scratch = try Scratch()
+        var missingFile = health
+        missingFile["MAGICBELL_SECRET_KEY"] = nil
+        missingFile["MAGICBELL_SECRET_KEY_FILE"] = scratch.file("no-such-secret")
+        var noSecret = health
+        noSecret["MAGICBELL_SECRET_KEY"] = nil
+        for broken in [missingFile, noSecret, health.merging(["MAGICBELL_TOKEN_TTL": "nonsense"]) { $1 },
+                       health.merging(["MAGICBELL_MINT": "api"]) { $1 }, health.filter { $0.key != "MAGICBELL_API_KEY" }] {
+            let answer = try cgi(broken)
+            #expect(answer.status == 503 && answer.errorCode == "not_ready", "\(answer.status) \(answer.body)")
+            #expect(answer.headers["cache-control"] == "no-store")
+            #expect(answer.stderr.contains("the configuration is invalid"), "the reason is in the server's log")
+            let head = try cgi(broken.merging(["REQUEST_METHOD": "HEAD"]) { $1 })
+            #expect(head.status == 503 && head.body.isEmpty)
+        }
+        // The token route, broken the same way, is still the server's fault.
+        #expect(try cgi(missingFile.merging(["MAGICBELL_ROUTE": "token", "SCRIPT_NAME": "/magicbell-token", "REQUEST_URI": "/magicbell-token",
+                                             "MAGICBELL_USER_EXTERNAL_ID": "u"]) { $1 }).status == 500)
+    }
+
     /// MagicBell over HTTPS through the real binary: the certificate is
     /// checked against the trust store OpenSSL's SSL_CERT_FILE names (as
     /// docs/configuration.md says), and a certificate it does not trust is a

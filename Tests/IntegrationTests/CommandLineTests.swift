@@ -152,4 +152,75 @@ import TestSupport
         let version = try Self.run(["--version"])
         #expect(version.status == 0 && version.output.trimmingCharacters(in: .whitespacesAndNewlines) == "dev (commit unknown)", "\(version.output)")
     }
+
+    /// Issue 20 §3: `check-config --env-file` reads the unit's
+    /// EnvironmentFile= as systemd does (quotes, comments, continuations;
+    /// its values override the environment's), and warns, exit 0, about a
+    /// misspelt variable and a secret under 32 bytes (RFC 7518 §3.2).
+    @Test func checkConfigReadsAnEnvironmentFileAndWarnsWithoutFailing() throws {
+        let scratch = try Scratch()
+        let file = scratch.file("magicbell-fcgi.env")
+        try """
+        # As /etc/magicbell-fcgi/magicbell-fcgi.env might say.
+        ; another comment
+          MAGICBELL_API_KEY = "pk_from_the_file"
+        MAGICBELL_SECRET_KEY='short'
+        MAGICBELL_TOKEN_TTL=12\
+        00
+        MAGICBELL_SECERT_KEY=typo
+        MAGICBELL_ROUTE=token
+        FCGI_WEB_SERVER_ADDRS=127.0.0.1
+
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let run = try Self.run(["check-config", "--env-file", file])
+        #expect(run.status == 0, "warnings only: \(run.stderr)")
+        #expect(run.output.contains("pk_from_the_file") && !run.output.contains(Project.apiKey), "the file's values win")
+        #expect(run.output.contains("5 bytes") && run.output.contains("1200 s"), "\(run.output)")
+        #expect(run.output.contains("FCGI_WEB_SERVER_ADDRS 1 address(es)"))
+        let warnings = run.stderr.split(separator: "\n").map(String.init)
+        #expect(warnings.contains("magicbell-fcgi: warning: unknown variable MAGICBELL_SECERT_KEY; did you mean MAGICBELL_SECRET_KEY?"),
+                "\(warnings)")
+        #expect(warnings.contains { $0.hasPrefix("magicbell-fcgi: warning: MAGICBELL_ROUTE is a request param") })
+        #expect(warnings.contains { $0.contains("MAGICBELL_SECRET_KEY holds a 5-byte key") && $0.contains("RFC 7518 §3.2") })
+        #expect(warnings.count == 3, "\(warnings)")
+
+        let missing = try Self.run(["check-config", "--env-file", scratch.file("nonexistent.env")])
+        #expect(missing.status == 78 && missing.stderr.contains("no such file"), "\(missing.stderr)")
+        // The environment alone: the process's misspelling is warned about too.
+        let typo = try Self.run(["check-config"], environment: Responder.environment(["MAGICBELL_TOKEN_TLL": "60"]))
+        #expect(typo.status == 0 && typo.stderr.contains("did you mean MAGICBELL_TOKEN_TTL?"), "\(typo.stderr)")
+    }
+
+    /// The same warnings from `serve`, one log line each at warning: what
+    /// the journal shows (`journalctl -p warning`).
+    @Test func serveWarnsAtStartAboutAMisspeltVariableAndAShortSecret() throws {
+        let scratch = try Scratch()
+        let responder = try Responder(scratch: scratch, environment: Responder.environment([
+            "MAGICBELL_SECRET_KEY": "short-secret", "MAGICBELL_SECERT_KEY": "typo"]))
+        responder.child.signal(SIGTERM)
+        #expect(responder.child.waitForExit() == 0)
+        let warnings = try responder.child.stderr.split(separator: "\n").compactMap {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }.filter { $0["level"] as? String == "warning" }.compactMap { $0["message"] as? String }
+        #expect(warnings == ["unknown variable MAGICBELL_SECERT_KEY; did you mean MAGICBELL_SECRET_KEY?",
+                             "MAGICBELL_SECRET_KEY holds a 12-byte key; an HS256 key should be at least 32 bytes (256 bits, RFC 7518 §3.2)"])
+    }
+
+    /// check-config runs as the unit's ExecStartPre=, with stderr the
+    /// journal: its warnings are filed at warning and its refusal at error
+    /// (sd-daemon(3) prefixes), as serve's lines are; elsewhere, no prefix.
+    @Test func checkConfigUnderTheJournalPrefixesItsLinesWithTheirPriority() throws {
+        let script = #"JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec "$0" check-config"#
+        let warned = try runProcess("/bin/sh", ["-c", script, Project.binary],
+                                    environment: Responder.environment(["MAGICBELL_SECERT_KEY": "x"]))
+        #expect(warned.status == 0)
+        #expect(warned.stderr == "<4>magicbell-fcgi: warning: unknown variable MAGICBELL_SECERT_KEY; did you mean MAGICBELL_SECRET_KEY?\n",
+                "\(warned.stderr)")
+        let refused = try runProcess("/bin/sh", ["-c", script, Project.binary],
+                                     environment: Responder.environment(["MAGICBELL_TOKEN_TTL": "5"]))
+        #expect(refused.status == 78 && refused.stderr.hasPrefix("<3>magicbell-fcgi: MAGICBELL_TOKEN_TTL"), "\(refused.stderr)")
+        let elsewhere = try Self.run(["check-config"], environment: Responder.environment(["MAGICBELL_SECERT_KEY": "x",
+                                                                                          "JOURNAL_STREAM": "1:1"]))
+        #expect(elsewhere.stderr.hasPrefix("magicbell-fcgi: warning:"), "\(elsewhere.stderr)")
+    }
 }

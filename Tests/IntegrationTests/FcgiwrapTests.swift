@@ -11,9 +11,10 @@ import TestSupport
         let fcgiwrap: Child
         let nginx: Nginx
 
-        init() throws {
+        /// - Parameter secretKeyFile: where the recipe's secret file is (default: a scratch file holding it).
+        init(secretKeyFile: String? = nil) throws {
             scratch = try Scratch()
-            let secretFile = try scratch.secretKeyFile()
+            let secretFile = try secretKeyFile ?? scratch.secretKeyFile()
             let socket = scratch.file("fcgiwrap.sock")
             fcgiwrap = try Child("/usr/sbin/fcgiwrap", ["-s", "unix:\(socket)"], environment: [:],
                                  stderrPath: scratch.file("fcgiwrap.stderr"), cleanSignals: true)
@@ -62,6 +63,17 @@ import TestSupport
         let claims = try PyJWT.decode(try #require(response.json?["token"] as? String))
         #expect(claims["user_external_id"] as? String == "demo")
         #expect(claims["user_email"] is NSNull)
+    }
+
+    /// Issue 20 §3: the recipe's health location, without a login; 503
+    /// not_ready while the configuration cannot load (its secret file missing).
+    @Test func theHealthCheckNeedsNoLoginAndIsNotReadyWhileTheConfigurationCannotLoad() throws {
+        let stack = try CGIStack()
+        try RecipeChecks.healthWithoutALogin(stack.nginx, log: stack.fcgiwrap.stderr)
+        let broken = try CGIStack(secretKeyFile: "/nonexistent/secret-key")
+        let health = try broken.nginx.get("/magicbell-health")
+        #expect(health.status == 503 && health.errorCode == "not_ready", "\(health.status) \(health.text)")
+        #expect(try broken.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).status == 500)
     }
 
     @Test func aShortLoadHasNoErrors() throws {

@@ -114,4 +114,41 @@ import TestSupport
         #expect(try stack.nginx.admin("GET", "jwt/project").header("X-Request-Id") != nil, "admin answers are audited: they carry it")
         #expect(!lines.contains { $0.contains("request_id") && !$0.contains("refused") }, "no line per token at info")
     }
+
+    /// Issue 20 §3: under systemd, stderr is the journal and JOURNAL_STREAM
+    /// names it (`DEV:INODE`, systemd.exec(5)); each line then starts with
+    /// its syslog priority (sd-daemon(3)), so `journalctl -p warning`
+    /// filters. Here stderr is a file, and the variable is computed from it
+    /// as systemd computes it from its stream. A JOURNAL_STREAM naming
+    /// another file (a unit whose program redirected stderr) adds nothing.
+    @Test(arguments: [true, false]) func underTheJournalEachLineStartsWithItsPriority(_ stderrIsTheJournal: Bool) throws {
+        let scratch = try Scratch()
+        let socket = scratch.file("fcgi.sock")
+        let other = scratch.file("elsewhere")
+        _ = FileManager.default.createFile(atPath: other, contents: nil)
+        // `stat -L /proc/self/fd/2`: the file the shell's (and so serve's) stderr is.
+        let named = stderrIsTheJournal ? "/proc/self/fd/2" : other
+        let script = #"JOURNAL_STREAM=$(stat -L -c %d:%i "$1") exec "$0" serve --socket "$2" --workers 1"#
+        // --workers 1 with a project token: one warning at start.
+        let child = try Child("/bin/sh", ["-c", script, Project.binary, named, socket],
+                              environment: Responder.environment(["MAGICBELL_PROJECT_TOKEN": Canary.secret("project-token")]),
+                              stderrPath: scratch.file("responder.log"))
+        defer { child.stop() }
+        #expect(Sockets.waitUntil { (try? Sockets.connectUnix(path: socket)).map { close($0); return true } ?? false })
+        child.signal(SIGTERM)
+        #expect(child.waitForExit() == 0)
+        let lines = child.stderr.split(separator: "\n").map(String.init)
+        #expect(lines.count >= 3, "\(lines)")
+        let listening = try #require(lines.first { $0.contains(#""message":"listening""#) })
+        let warning = try #require(lines.first { $0.contains("--workers 1") })
+        if stderrIsTheJournal {
+            #expect(lines.allSatisfy { $0.range(of: #"^<[2-7]>\{"time":""#, options: .regularExpression) != nil }, "\(lines)")
+            #expect(listening.hasPrefix("<6>") && warning.hasPrefix("<4>"))
+        } else {
+            #expect(lines.allSatisfy { $0.hasPrefix(#"{"time":""#) }, "\(lines)")
+        }
+        // Numbers are JSON numbers (they were strings: "workers":"1").
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(listening.drop { $0 != "{" }.utf8)) as? [String: Any])
+        #expect(object["workers"] as? Int == 1, "\(listening)")
+    }
 }

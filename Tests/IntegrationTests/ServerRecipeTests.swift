@@ -35,9 +35,11 @@ import TestSupport
 
         var testDescription: String { rawValue }
 
-        func start() throws -> ServerProcess {
+        /// - Parameter secretKeyFile: where the recipe's secret file is (default: a scratch file holding it).
+        func start(secretKeyFile: String? = nil) throws -> ServerProcess {
             let scratch = try Scratch()
-            let edits = ["pk_your_project_api_key": Project.apiKey, "/etc/magicbell-fcgi/secret-key": try scratch.secretKeyFile()]
+            let edits = ["pk_your_project_api_key": Project.apiKey,
+                         "/etc/magicbell-fcgi/secret-key": try secretKeyFile ?? scratch.secretKeyFile()]
             switch self {
             case .apache:
                 return try Apache(scratch: scratch, recipe: "magicbell-cgi.conf", defines: ["MAGICBELL_PROGRAM": Project.binary],
@@ -64,6 +66,11 @@ import TestSupport
         try RecipeChecks.absoluteFormTargetsAndHEAD(stack.server, absoluteFormRouted: recipe != .h2o)
     }
 
+    @Test(arguments: FastCGI.allCases) func aHealthCheckWithoutALogin(_ recipe: FastCGI) throws {
+        let stack = try recipe.start()
+        try RecipeChecks.healthWithoutALogin(stack.server, log: stack.server.errorLog)
+    }
+
     /// bench/servers runs these (and nginx's) with the release binary.
     @Test(arguments: FastCGI.allCases) func aShortLoadHasNoErrors(_ recipe: FastCGI) throws {
         let stack = try recipe.start()
@@ -73,6 +80,21 @@ import TestSupport
     @Test(arguments: CGI.allCases) func cgi_aTokenForTheAuthenticatedUserOnly(_ recipe: CGI) throws {
         let server = try recipe.start()
         try RecipeChecks.cgiTokenForTheAuthenticatedUserOnly(server, log: server.errorLog)
+    }
+
+    @Test(arguments: CGI.allCases) func cgi_aHealthCheckWithoutALogin(_ recipe: CGI) throws {
+        let server = try recipe.start()
+        try RecipeChecks.healthWithoutALogin(server, log: server.errorLog)
+    }
+
+    /// CGI mode loads the configuration for each request: with the
+    /// recipe's secret file missing, the health check is 503 not_ready.
+    @Test(arguments: CGI.allCases) func cgi_theHealthCheckIsNotReadyWhileTheConfigurationCannotLoad(_ recipe: CGI) throws {
+        let server = try recipe.start(secretKeyFile: "/nonexistent/secret-key")
+        let health = try server.get("/magicbell-health")
+        #expect(health.status == 503 && health.errorCode == "not_ready", "\(health.status) \(health.text) \(server.errorLog)")
+        #expect(health.header("Cache-Control") == "no-store")
+        #expect(try server.get("/magicbell-token", headers: [RecipeChecks.demo]).status == 500)
     }
 
     @Test(arguments: CGI.allCases) func cgi_aShortLoadHasNoErrors(_ recipe: CGI) throws {

@@ -131,6 +131,7 @@ import TestSupport
         let stack = try Stack(fake: true, serverExtra: """
             include snippets/magicbell-admin.conf;
             include snippets/magicbell-metrics.conf;
+            include snippets/magicbell-health.conf;
             location = /site-page { return 200 "page"; }
             location = /site-app { fastcgi_pass magicbell_fcgi; }
             \(server)
@@ -142,13 +143,14 @@ import TestSupport
             ("admin console", try nginx.admin("GET", "")),
             ("admin error", try nginx.admin("GET", "jwt/nothing-here")),
             ("metrics", try nginx.get("/magicbell-admin/metrics", headers: [HTTP.basic("prometheus", "prometheus")])),
+            ("health check", try nginx.get("/magicbell-health")),
         ]
         for (name, answer) in answers {
             let cacheControl = answer.headers.filter { $0.name.lowercased() == "cache-control" }.map(\.value)
             #expect(cacheControl == ["no-store"], "\(server)\(http): the \(name) (\(answer.status)) says Cache-Control \(cacheControl)")
             #expect(answer.header("Expires") == nil, "\(server)\(http): the \(name) says Expires \(answer.header("Expires") ?? "")")
         }
-        #expect(answers[0].1.status == 200 && answers[1].1.status == 200 && answers[4].1.status == 200)
+        #expect(answers[0].1.status == 200 && answers[1].1.status == 200 && answers[4].1.status == 200 && answers[5].1.status == 200)
         // The setting is live: the site's own page, or its own FastCGI
         // location (an answer of the responder's), shows it.
         func cacheHeaders(_ answer: HTTPResponse) -> [String] {

@@ -22,6 +22,23 @@ import TestSupport
     }
 
 
+    /// A health check is not a token request: a load balancer's probes,
+    /// answered or refused, have their own counter, and no refusal of theirs
+    /// counts as a token refusal.
+    @Test func healthChecksHaveTheirOwnCounter() throws {
+        let metrics = Metrics()
+        let first = try MagicBellResponder(context: Self.context(metrics))
+        let second = try MagicBellResponder(context: Self.context(metrics))
+        let health = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-health", "MAGICBELL_ROUTE": "health"]
+        #expect(Self.ask(first, health).status == 200)
+        #expect(Self.ask(second, health.merging(["REQUEST_METHOD": "HEAD"]) { $1 }).status == 200)
+        #expect(Self.ask(second, health.merging(["REQUEST_METHOD": "POST"]) { $1 }).status == 405)
+        let samples = prometheusSamples(metrics.render())
+        #expect(samples["magicbell_fcgi_health_checks_total"] == 3)
+        #expect(samples[#"magicbell_fcgi_token_refusals_total{reason="method_not_allowed"}"#] == 0)
+        #expect(samples["magicbell_fcgi_tokens_minted_total"] == 0)
+    }
+
     @Test func tokensAndRefusalsAreCountedOverAllWorkersAndSurviveANewContext() throws {
         let metrics = Metrics()
         let first = try MagicBellResponder(context: Self.context(metrics))

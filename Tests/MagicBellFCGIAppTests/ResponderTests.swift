@@ -205,4 +205,97 @@ import Testing
             #expect(ask(params).json.keys.sorted() == ["error"])
         }
     }
+
+    // MARK: the health route (issue 20 §3)
+
+    static func health(_ extra: [String: String] = [:]) -> [String: String] {
+        ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-health", "MAGICBELL_ROUTE": "health"].merging(extra) { $1 }
+    }
+
+    /// Params that remember which names were read.
+    final class Recording: RequestParameters, RequestBodyReader {
+        let params: ParameterList
+        var read: [String] = []
+        init(_ params: ParameterList) { self.params = params }
+        func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? {
+            read.append("\(name)")
+            return params.param(name)
+        }
+        func readBody(limit: Int) -> RequestBody {
+            read.append("(body)")
+            return params.readBody(limit: limit)
+        }
+    }
+
+    @Test func healthAnswers200StatusOKNeverCachedWithoutAnyIdentity() {
+        var response = HTTPResponse()
+        responder.handle(ParameterList(Self.health()), &response)
+        #expect(response.status == 200)
+        #expect(String(decoding: response.body, as: UTF8.self) == #"{"status":"ok"}"#)
+        let answer = ask(Self.health())
+        #expect(answer.header("Content-Type") == "application/json")
+        #expect(answer.header("Cache-Control") == "no-store")
+        #expect(answer.header("X-Content-Type-Options") == "nosniff")
+        #expect(answer.json["token"] == nil)
+    }
+
+    @Test func healthAnswersHEADWithTheHeadAlone() {
+        var response = HTTPResponse()
+        responder.handle(ParameterList(Self.health(["REQUEST_METHOD": "HEAD"])), &response)
+        var wire: [UInt8] = []
+        response.serialize(into: &wire)
+        let text = String(decoding: wire, as: UTF8.self)
+        #expect(response.status == 200)
+        #expect(text.hasPrefix("Status: 200 OK\r\n") && text.hasSuffix("\r\n\r\n"), "no body: \(text)")
+    }
+
+    /// No identity param is even read: an identity that the token route
+    /// refuses (too long, not UTF-8) changes nothing here, and neither is
+    /// the body.
+    @Test func healthReadsNoIdentityParamAndNoBody() {
+        let params = Recording(ParameterList(bytes: Self.health().mapValues { Array($0.utf8) }.merging([
+            "MAGICBELL_USER_EMAIL": [0x61, 0xFF], "MAGICBELL_USER_EXTERNAL_ID": Array(repeating: 0x78, count: 5000),
+        ]) { $1 }, body: Array("{}".utf8)))
+        var response = HTTPResponse()
+        responder.handle(params, &response)
+        #expect(response.status == 200)
+        #expect(!params.read.contains { $0.hasPrefix("MAGICBELL_USER_") || $0 == "(body)" }, "\(params.read)")
+        #expect(responder.answersBeforeBody(ParameterList(Self.health())), "nor waited for")
+    }
+
+    @Test(arguments: ["POST", "PUT", "DELETE", "OPTIONS", "get", ""])
+    func healthAnswersOtherMethods405WithAllow(_ method: String) {
+        let answer = ask(Self.health(["REQUEST_METHOD": method]))
+        #expect(answer.status == 405)
+        #expect(answer.header("Allow") == "GET, HEAD")
+        #expect(answer.errorCode == "method_not_allowed")
+    }
+
+    @Test func aHealthLocationChecksItsPathLikeEveryRoute() {
+        let answer = ask(Self.health(["REQUEST_URI": "/magicbell-health#x"]))
+        #expect(answer.status == 400 && answer.errorCode == "invalid_path")
+        #expect(ask(Self.health(["MAGICBELL_ROUTE": "Health"])).status == 404, "route names are exact")
+    }
+
+    /// CGI mode loads the configuration per request: while it cannot mint,
+    /// the health route is 503 not_ready (every other route stays 500
+    /// misconfigured, whose detail is in the server's log).
+    @Test func whileTheConfigurationCannotMintHealthIs503NotReady() throws {
+        let error = ConfigurationError("MAGICBELL_SECRET_KEY_FILE", "cannot read /x: no such file")
+        var health = HTTPResponse()
+        CGIProgram.refuse(ParameterList(Self.health()), because: error, &health)
+        #expect(health.status == 503)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(health.body)) as? [String: [String: String]])
+        let message = json["error"]?["message"] ?? ""
+        #expect(json["error"]?["code"] == "not_ready" && !message.isEmpty)
+        #expect(!message.contains("MAGICBELL_SECRET_KEY_FILE"), "the detail stays in the log")
+        var head = HTTPResponse()
+        CGIProgram.refuse(ParameterList(Self.health(["REQUEST_METHOD": "HEAD"])), because: error, &head)
+        var wire: [UInt8] = []
+        head.serialize(into: &wire)
+        #expect(head.status == 503 && String(decoding: wire, as: UTF8.self).hasSuffix("\r\n\r\n"), "HEAD: no body")
+        var token = HTTPResponse()
+        CGIProgram.refuse(ParameterList(Self.request()), because: error, &token)
+        #expect(token.status == 500)
+    }
 }

@@ -140,6 +140,33 @@ enum RecipeChecks {
         #expect(try backend.fake.requests().count == 3, "no refused request reached MagicBell")
     }
 
+    /// Issue 20 §3: the health route answers without a login, never
+    /// cached, whatever identity the client claims; HEAD has the head alone
+    /// (twice on one connection: a body there would be read as the next
+    /// answer); other methods 405.
+    static func healthWithoutALogin(_ server: some WebServer, log: @autoclosure () -> String) throws {
+        let health = try server.get("/magicbell-health", headers: spoofed)
+        #expect(health.status == 200, "\(health.text) \(log())")
+        #expect(health.text == #"{"status":"ok"}"#)
+        #expect(health.header("Content-Type") == "application/json")
+        #expect(health.headers.filter { $0.name.lowercased() == "cache-control" }.map(\.value) == ["no-store"])
+        #expect(health.header("Expires") == nil)
+        #expect(try server.get("/magicbell-health", headers: [demo]).status == 200, "a login changes nothing")
+        let posted = try server.get("/magicbell-health", "POST")
+        #expect(posted.status == 405 && posted.errorCode == "method_not_allowed" && posted.header("Allow") == "GET, HEAD",
+                "\(posted.status) \(posted.text.prefix(200))")
+        let url = "http://127.0.0.1:\(server.port)/magicbell-health"
+        let head = try runProcess("/usr/bin/curl", ["-sS", "-I", "-o", "/dev/null", "-o", "/dev/null", "-w", "%{http_code}", url, url])
+        #expect(head.stdout == "200200", "HEAD, twice on one connection: \(head.stdout) \(head.stderr)")
+        // Nothing but the health answer without a login, whatever the path
+        // (h2o serves a path's subpaths too: /magicbell-health/ is health).
+        for path in ["/magicbell-healthx", "/magicbell-health/", "/magicbell-health/../magicbell-token",
+                     "/magicbell-health/magicbell-admin/jwt/project", "/magicbell-health%2F..%2Fmagicbell-token"] {
+            let other = try server.get(path, headers: spoofed)
+            #expect(other.status != 200 || other.text == #"{"status":"ok"}"#, "\(path): \(other.status) \(other.text.prefix(200))")
+        }
+    }
+
     /// A CGI recipe's token route, and an ISINDEX query (RFC 3875 §4.4: the
     /// server passes it as argv) that must not change what the program does.
     static func cgiTokenForTheAuthenticatedUserOnly(_ server: some WebServer, log: @autoclosure () -> String) throws {

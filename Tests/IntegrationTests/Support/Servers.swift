@@ -277,7 +277,7 @@ final class HAProxy: ServerProcess, @unchecked Sendable {
             timeout server 10s
         frontend site
             bind 127.0.0.1:\(port)
-            use_backend magicbell if { path /magicbell-token } || { path_beg /magicbell-admin/ }
+            use_backend magicbell if { path /magicbell-token } || { path_beg /magicbell-admin/ } || { path /magicbell-health }
             default_backend site
         backend site
             http-request deny deny_status 404
@@ -289,8 +289,8 @@ final class HAProxy: ServerProcess, @unchecked Sendable {
 }
 
 /// Real Caddy (Debian's caddy) on 127.0.0.1 over plain HTTP, with the
-/// admin recipe and one token recipe from examples/caddy/ imported into its
-/// one site block.
+/// admin recipe, the health recipe and one token recipe from examples/caddy/
+/// imported into its one site block.
 final class Caddy: ServerProcess, @unchecked Sendable {
     enum TokenAuth {
         case basicauth
@@ -305,6 +305,7 @@ final class Caddy: ServerProcess, @unchecked Sendable {
             let line = try runProcess("/usr/bin/htpasswd", ["-nbB", "-C", "4", name, name]).output
             return "\(name) \(line.split(separator: ":", maxSplits: 1)[1])"
         }
+        try install(recipe: "examples/caddy/magicbell-health.caddy", socket: socket, replacing: [:])
         try install(recipe: "examples/caddy/magicbell-admin.caddy", socket: socket, replacing: [
             "ops $2a$14$REPLACE-ME": try user("admin"),
             "prometheus $2a$14$REPLACE-ME": try user("prometheus"),
@@ -329,6 +330,7 @@ final class Caddy: ServerProcess, @unchecked Sendable {
         http://127.0.0.1:\(port) {
         \timport \(root)/\(tokenRecipe)
         \timport \(root)/magicbell-admin.caddy
+        \timport \(root)/magicbell-health.caddy
         \trespond 404
         }
         """

@@ -227,7 +227,8 @@ final class Nginx: WebServer, @unchecked Sendable {
             try fm.createDirectory(atPath: "\(prefix)/\(dir)", withIntermediateDirectories: true)
         }
         let nginxDir = Project.root.appendingPathComponent("nginx").path
-        for name in ["magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-admin.conf", "magicbell-metrics.conf"] {
+        for name in ["magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-admin.conf", "magicbell-metrics.conf",
+                     "magicbell-health.conf"] {
             try fm.copyItem(atPath: "\(nginxDir)/\(name)", toPath: "\(prefix)/conf/snippets/\(name)")
         }
         switch authVariant {
