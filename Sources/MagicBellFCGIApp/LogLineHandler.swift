@@ -52,10 +52,11 @@ public struct LogLineHandler: LogHandler {
         }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    // swift-log 1.16's entry point (the flat log(level:message:...) is deprecated there).
+    public func log(event: LogEvent) {
+        let level = event.level, message = event.message
         var fields = metadata
-        if let explicit { fields.merge(explicit) { $1 } }
+        if let explicit = event.metadata { fields.merge(explicit) { $1 } }
         var out: [UInt8] = []
         out.reserveCapacity(256)
         if journal {
