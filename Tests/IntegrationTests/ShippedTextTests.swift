@@ -56,4 +56,55 @@ import Testing
             #expect(index + 1 == rows.count, "docs/deployment.md says \(word) files in nginx/ above a table of \(rows.count)")
         }
     }
+
+    /// Who runs each shell block of the operator docs, as written (issue 20
+    /// §2): the block's file, its heading, how many blocks it has, and the
+    /// runner, which must name the file and the heading. A block added
+    /// without a runner, or a runner that stopped naming its block, fails
+    /// here, so no pasted command goes untested.
+    static let shellBlockRunners: [(doc: String, heading: String, blocks: Int, runners: [String])] = [
+        ("docs/deployment.md", "Install the package", 3, ["scripts/package-test"]),
+        ("docs/deployment.md", "Building the package", 1, ["scripts/package-test"]),
+        ("docs/deployment.md", "Running under systemd", 1, ["scripts/package-test"]),
+        ("docs/deployment.md", "Running under spawn-fcgi", 1, ["Tests/IntegrationTests/ReadmeCommandsTests.swift"]),
+        ("docs/servers.md", "FastCGI: mod_proxy_fcgi", 1, ["scripts/package-test"]),
+        ("docs/servers.md", "CGI: mod_cgid", 1, ["Tests/IntegrationTests/ReadmeCommandsTests.swift"]),
+        ("docs/servers.md", "nginx + fcgiwrap", 1, ["Tests/IntegrationTests/ReadmeCommandsTests.swift"]),
+        ("docs/operations.md", "Logs", 1, ["scripts/package-test"]),
+        ("docs/operations.md", "Metrics", 1, ["scripts/package-test"]),
+        ("docs/operations.md", "Health check", 1, ["scripts/package-test"]),
+        ("docs/operations.md", "Rotating secrets", 1, ["scripts/package-test"]),
+        ("docs/operations.md", "Troubleshooting", 1, ["scripts/package-test", "Tests/IntegrationTests/ReadmeCommandsTests.swift"]),
+    ]
+
+    @Test func everyShellBlockOfTheOperatorDocsHasARunner() throws {
+        for doc in ["docs/deployment.md", "docs/servers.md", "docs/operations.md"] {
+            // Each ```sh block under the nearest heading above it.
+            var found: [String: Int] = [:]
+            var heading = "", fenced = false
+            for line in try Docs.text(doc).split(separator: "\n", omittingEmptySubsequences: false) {
+                if line.hasPrefix("```") {
+                    if !fenced && line == "```sh" { found[heading, default: 0] += 1 }
+                    fenced.toggle()
+                } else if !fenced, line.hasPrefix("#") {
+                    heading = String(line.drop { $0 == "#" }.drop { $0 == " " })
+                }
+            }
+            let registered = Self.shellBlockRunners.filter { $0.doc == doc }
+            for (heading, count) in found {
+                guard let entry = registered.first(where: { $0.heading == heading }) else {
+                    Issue.record("\(doc), \"\(heading)\": \(count) sh block(s) that no test runs (add a runner, then a row here)")
+                    continue
+                }
+                #expect(entry.blocks == count, "\(doc), \"\(heading)\": \(count) sh blocks, \(entry.blocks) registered")
+                for runner in entry.runners {
+                    let text = try Docs.text(runner)
+                    #expect(text.contains(doc) && text.contains(heading), "\(runner) does not run \(doc), \"\(heading)\"")
+                }
+            }
+            for entry in registered where found[entry.heading] == nil {
+                Issue.record("\(doc) has no sh block under \"\(entry.heading)\" any more")
+            }
+        }
+    }
 }
