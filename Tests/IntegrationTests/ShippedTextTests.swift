@@ -6,7 +6,8 @@ import Testing
 /// (issue 20 §2: docs that work when pasted).
 @Suite struct ShippedTextTests {
     /// One socket path everywhere: what nginx/, examples/, docs/ and the
-    /// README name under /run/magicbell-fcgi/ is the socket unit's ListenStream.
+    /// README name under /run/magicbell-fcgi/ is the socket unit's ListenStream;
+    /// and one binary path, the package's.
     @Test func everyShippedFileNamesTheSocketUnitsPath() throws {
         #expect(Docs.socketPath.hasPrefix("/run/magicbell-fcgi/"), "\(Docs.socketPath)")
         let fm = FileManager.default
@@ -20,6 +21,8 @@ import Testing
                 for named in Docs.runPaths(in: text) where named != Docs.socketPath {
                     Issue.record("\(file) names \(named), the socket unit listens on \(Docs.socketPath)")
                 }
+                // One binary path too: the package's (fcgiwrap answered 403 for a location naming another).
+                #expect(!text.contains("/usr/local/bin/magicbell-fcgi"), "\(file) names /usr/local/bin/magicbell-fcgi, the package installs /usr/bin/magicbell-fcgi")
             }
         }
         #expect(checked > 20, "read \(checked) files")
