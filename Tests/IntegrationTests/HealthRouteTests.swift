@@ -9,11 +9,19 @@ import TestSupport
 /// mode: `serve` (ready whenever it answers, a refused reload included),
 /// CGI (503 `not_ready` while the configuration cannot load).
 @Suite(.serialized) struct HealthRouteTests {
-    /// A site that logs in every location and caches every answer.
+    /// A site that logs in every location, twice (auth_basic, and an
+    /// auth_request that refuses a request without credentials), and caches
+    /// every answer.
     static let crowdedServer = """
         include snippets/magicbell-health.conf;
         auth_basic "the whole site";
         auth_basic_user_file htpasswd;
+        auth_request /site-auth;
+        location = /site-auth {
+            internal;
+            if ($http_authorization = "") { return 401; }
+            return 204;
+        }
         expires 1h;
         add_header Cache-Control "public, max-age=600";
         fastcgi_hide_header Cache-Control;
