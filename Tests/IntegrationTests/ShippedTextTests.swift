@@ -71,6 +71,7 @@ import Testing
         ("docs/deployment.md", "Running under systemd", 1, ["scripts/package-test"]),
         ("docs/deployment.md", "Running under spawn-fcgi", 1, ["Tests/IntegrationTests/ReadmeCommandsTests.swift"]),
         ("docs/servers.md", "FastCGI: mod_proxy_fcgi", 1, ["scripts/package-test"]),
+        ("docs/servers.md", "Servers that do not run as www-data", 1, ["scripts/package-test"]),
         ("docs/servers.md", "CGI: mod_cgid", 1, ["Tests/IntegrationTests/ReadmeCommandsTests.swift"]),
         ("docs/servers.md", "nginx + fcgiwrap", 1, ["Tests/IntegrationTests/ReadmeCommandsTests.swift"]),
         ("docs/operations.md", "Logs", 1, ["scripts/package-test"]),

@@ -15,24 +15,27 @@ if args[:1] == ["--lang"]:
 path, heading = args[0], args[1]
 index = int(args[2]) if len(args) > 2 else None
 lines = open(path).read().split("\n")
-blocks, level, block = [], None, None
+blocks, level, block, fenced = [], None, None, False
 for line in lines:
-    match = re.match(r"^(#+)\s+(.*)$", line) if block is None else None
+    if line.startswith("```"):
+        # Every fence opens or closes a block, of any language; the wanted
+        # ones, in the section, are kept. A "# ..." line in a block is no heading.
+        fenced = not fenced
+        if fenced and level is not None and line.strip() == "```" + lang:
+            block = []
+        elif not fenced and block is not None:
+            blocks.append("\n".join(block))
+            block = None
+        continue
+    if block is not None:
+        block.append(line)
+        continue
+    match = re.match(r"^(#+)\s+(.*)$", line) if not fenced else None
     if match:
         if level is not None and len(match.group(1)) <= level:
             break
         if match.group(2).strip() == heading:
             level = len(match.group(1))
-        continue
-    if level is None:
-        continue
-    if block is None and line.strip() == "```" + lang:
-        block = []
-    elif block is not None and line.strip() == "```":
-        blocks.append("\n".join(block))
-        block = None
-    elif block is not None:
-        block.append(line)
 if level is None:
     sys.exit(f"{path}: no heading {heading!r}")
 if not blocks:
