@@ -12,18 +12,23 @@
 /// `\` makes the next byte literal; `\` before a newline continues the value
 /// on the next line, quoted or not. No variable is expanded. A line without
 /// `=` is ignored; a later assignment replaces an earlier one; a name that
-/// is not a valid variable name, or a value that is not UTF-8, is ignored
-/// with a warning (systemd logs it and drops it).
+/// is not a valid variable name is ignored with a warning (systemd logs it
+/// and drops it). A name or a value that is not UTF-8 refuses the whole file:
+/// 252's `check_utf8ness_and_warn` logs "ignoring" but returns an error,
+/// which fails the `EnvironmentFile=` and so the service's start.
 public enum EnvironmentFile {
     public struct Parsed: Equatable {
         /// In file order, each name once (its last value).
         public var variables: [(name: String, value: String)] = []
         /// What systemd would log and ignore, one line each.
         public var ignored: [String] = []
+        /// Why systemd would refuse the whole file (the service does not
+        /// start), or nil. The assignments after it are not read.
+        public var refused: String?
 
         public static func == (lhs: Parsed, rhs: Parsed) -> Bool {
             lhs.variables.map(\.name) == rhs.variables.map(\.name) && lhs.variables.map(\.value) == rhs.variables.map(\.value)
-                && lhs.ignored == rhs.ignored
+                && lhs.ignored == rhs.ignored && lhs.refused == rhs.refused
         }
 
         public var dictionary: [String: String] {
@@ -155,12 +160,18 @@ public enum EnvironmentFile {
     }
 
     private static func record(_ key: [UInt8], _ value: [UInt8], line: Int, into parsed: inout Parsed) {
-        guard let name = String(validating: key, as: UTF8.self), isValidName(name) else {
-            parsed.ignored.append("line \(line): \"\(String(decoding: key.prefix(64), as: UTF8.self))\" is not a variable name; systemd ignores it")
+        guard parsed.refused == nil else { return }  // systemd stopped reading there
+        let refusal = "systemd refuses the whole file, and the service does not start"
+        guard let name = String(validating: key, as: UTF8.self) else {
+            parsed.refused = "line \(line): a name is not UTF-8; \(refusal)"
             return
         }
         guard let text = String(validating: value, as: UTF8.self) else {
-            parsed.ignored.append("line \(line): the value of \(name) is not UTF-8; systemd ignores it")
+            parsed.refused = "line \(line): the value of \(isValidName(name) ? name : "a variable") is not UTF-8; \(refusal)"
+            return
+        }
+        guard isValidName(name) else {
+            parsed.ignored.append("line \(line): \"\(String(name.prefix(64)))\" is not a variable name; systemd ignores it")
             return
         }
         parsed.variables.removeAll { $0.name == name }

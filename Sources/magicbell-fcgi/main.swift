@@ -301,7 +301,8 @@ struct CheckConfig: ParsableCommand {
         abstract: "Validate the configuration and print a summary without secrets.",
         discussion: """
         Exits 0 if the configuration is valid, 78 (EX_CONFIG) with one line naming the variable if not \
-        (or if --env-file cannot be read): fit for ExecStartPre=. Warnings (an unknown MAGICBELL_ variable, \
+        (or if --env-file cannot be read, or holds bytes that are not UTF-8, which make systemd refuse it): \
+        fit for ExecStartPre=. Warnings (an unknown MAGICBELL_ variable, \
         a secret under 32 bytes) go to stderr and still exit 0. Give it the --workers serve runs with: \
         some rules depend on it.
         """
@@ -337,6 +338,7 @@ struct CheckConfig: ParsableCommand {
             }
             let parsed = EnvironmentFile.parse(bytes)
             for ignored in parsed.ignored { printWarning("\(envFile): \(ignored)") }
+            if let refused = parsed.refused { throw fail("--env-file: \(envFile): \(refused)", configurationExitCode) }
             // As the unit's EnvironmentFile= does: the file's values win.
             for (name, value) in parsed.variables where name.hasPrefix("MAGICBELL_") { environment[name] = value }
             addresses = parsed.dictionary["FCGI_WEB_SERVER_ADDRS"] ?? addresses

@@ -186,6 +186,12 @@ import TestSupport
 
         let missing = try Self.run(["check-config", "--env-file", scratch.file("nonexistent.env")])
         #expect(missing.status == 78 && missing.stderr.contains("no such file"), "\(missing.stderr)")
+        // A value systemd cannot read (not UTF-8) fails the unit's start: so does check-config.
+        let latin1 = scratch.file("latin1.env")
+        try Data(Array("MAGICBELL_API_KEY=pk_caf".utf8) + [0xE9, 0x0A]).write(to: URL(fileURLWithPath: latin1))
+        let refused = try Self.run(["check-config", "--env-file", latin1])
+        #expect(refused.status == 78 && refused.stderr.contains("line 1: the value of MAGICBELL_API_KEY is not UTF-8"),
+                "\(refused.status) \(refused.stderr)")
         // The environment alone: the process's misspelling is warned about too.
         let typo = try Self.run(["check-config"], environment: Responder.environment(["MAGICBELL_TOKEN_TLL": "60"]))
         #expect(typo.status == 0 && typo.stderr.contains("did you mean MAGICBELL_TOKEN_TTL?"), "\(typo.stderr)")

@@ -50,12 +50,23 @@ import Testing
         #expect(parsed.ignored.isEmpty)
     }
 
-    @Test func invalidNamesAndValuesAreIgnoredWithAReason() {
-        let parsed = EnvironmentFile.parse(Array("export MAGICBELL_API_KEY=pk\n1X=a\nGOOD=yes\n".utf8) + [0x42, 0x3D, 0xFF, 0x0A])
+    @Test func invalidNamesAreIgnoredWithAReason() {
+        let parsed = EnvironmentFile.parse(Array("export MAGICBELL_API_KEY=pk\n1X=a\nGOOD=yes\n".utf8))
         #expect(parsed.variables.map(\.name) == ["GOOD"])
-        #expect(parsed.ignored.count == 3)
+        #expect(parsed.ignored.count == 2)
         #expect(parsed.ignored[0].hasPrefix(#"line 1: "export MAGICBELL_API_KEY" is not a variable name"#), "\(parsed.ignored)")
-        #expect(parsed.ignored[2].hasPrefix("line 4: the value of B is not UTF-8"), "\(parsed.ignored)")
+        #expect(parsed.refused == nil)
+    }
+
+    /// systemd 252's check_utf8ness_and_warn (env-file.c) logs "ignoring"
+    /// but returns an error, which fails the whole EnvironmentFile= and so
+    /// the service's start: a name or a value that is not UTF-8 refuses the file.
+    @Test func aNameOrValueThatIsNotUTF8RefusesTheWholeFile() {
+        let value = EnvironmentFile.parse(Array("GOOD=yes\n".utf8) + [0x42, 0x3D, 0xFF, 0x0A] + Array("LATER=1\n".utf8))
+        #expect(value.refused?.hasPrefix("line 2: the value of B is not UTF-8") == true, "\(String(describing: value.refused))")
+        let name = EnvironmentFile.parse([0x41, 0xC3, 0x3D, 0x31, 0x0A])
+        #expect(name.refused?.hasPrefix("line 1: a name is not UTF-8") == true, "\(String(describing: name.refused))")
+        #expect(EnvironmentFile.parse(Array("A=é\n".utf8)).refused == nil, "UTF-8 beyond ASCII is fine")
     }
 
     @Test func aNULByteEndsTheFileAsInC() {
