@@ -2,11 +2,11 @@
 import PackageDescription
 
 // Layers, bottom to top (a target only imports the ones below it):
-//   CFastCGI, CLibCrypto,     C shims over libfcgi and OpenSSL's libcrypto
-//   CLibSSL                   and libssl
+//   CFastCGI, CLibCrypto      C shims over libfcgi and OpenSSL's libcrypto
 //   CBuildInfo                the version and commit (scripts/build-release sets them)
 //   MagicBellJWT              HS256 User JWT minting and verification
-//   OneShotHTTP               an HTTP/1.1 client, one exchange per connection, TLS by libssl
+//   CCurl                     libcurl, loaded with dlopen on the first MagicBell call
+//   CurlHTTP                  an HTTP client over it: deadlines, caps, cancellation, reuse
 //   MagicBellAPI              a client for MagicBell's JwtService (six operations)
 //   FastCGIServer             a threaded libfcgi responder (FCGX_Accept_r)
 //   MagicBellFCGIApp          routing, identity, configuration, error mapping
@@ -20,7 +20,7 @@ let package = Package(
         .library(name: "MagicBellJWT", targets: ["MagicBellJWT"]),
         .library(name: "FastCGIServer", targets: ["FastCGIServer"]),
         .library(name: "MagicBellAPI", targets: ["MagicBellAPI"]),
-        .library(name: "OneShotHTTP", targets: ["OneShotHTTP"]),
+        .library(name: "CurlHTTP", targets: ["CurlHTTP"]),
         // For Fuzz/ (libFuzzer targets), which drives the app's parsers directly.
         .library(name: "MagicBellFCGIApp", targets: ["MagicBellFCGIApp"]),
     ],
@@ -38,23 +38,21 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
-        .systemLibrary(
-            name: "CLibSSL",
-            pkgConfig: "libssl",
-            providers: [.apt(["libssl-dev"])]
-        ),
         .target(name: "CBuildInfo"),
+        // The headers come from libcurl4-openssl-dev; the library is not
+        // linked but loaded with dlopen (glibc 2.34+ has it in libc).
+        .target(name: "CCurl"),
         .target(
             name: "MagicBellJWT",
             dependencies: ["CLibCrypto"]
         ),
         .target(
-            name: "OneShotHTTP",
-            dependencies: ["CLibSSL"]
+            name: "CurlHTTP",
+            dependencies: ["CCurl"]
         ),
         .target(
             name: "MagicBellAPI",
-            dependencies: ["OneShotHTTP"]
+            dependencies: ["CurlHTTP"]
         ),
         .target(
             name: "FastCGIServer",
@@ -90,13 +88,13 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(
-            name: "OneShotHTTPTests",
-            dependencies: ["OneShotHTTP", "TestSupport"],
+            name: "CurlHTTPTests",
+            dependencies: ["CurlHTTP", "TestSupport"],
             exclude: ["scripted_server.py"]
         ),
         .testTarget(
             name: "MagicBellAPITests",
-            dependencies: ["MagicBellAPI", "OneShotHTTP", "TestSupport"]
+            dependencies: ["MagicBellAPI", "CurlHTTP", "TestSupport"]
         ),
         .testTarget(
             name: "MagicBellFCGIAppTests",

@@ -27,6 +27,5 @@ let package = Package(
         fuzzTarget("fuzz-request-params", ["MagicBellFCGIApp", "FastCGIServer", "MagicBellJWT"]),
         fuzzTarget("fuzz-admin-request", ["MagicBellFCGIApp", "FastCGIServer"]),
         fuzzTarget("fuzz-claims-json", ["MagicBellJWT"]),
-        fuzzTarget("fuzz-http-response", ["OneShotHTTP"]),
     ]
 )

@@ -1,7 +1,7 @@
 # Shared by scripts/demo and scripts/test. Sourced, not run.
 
 # System packages the project builds, tests and demos with.
-MAGICBELL_SYSTEM_PACKAGES=(nginx haproxy apache2 apache2-utils fcgiwrap wrk lighttpd lighttpd-modules-lua caddy h2o libfcgi-dev libfcgi-bin spawn-fcgi libssl-dev openssl pkg-config curl python3 iproute2 systemd)
+MAGICBELL_SYSTEM_PACKAGES=(nginx haproxy apache2 apache2-utils fcgiwrap wrk lighttpd lighttpd-modules-lua caddy h2o libfcgi-dev libfcgi-bin spawn-fcgi libssl-dev libcurl4-openssl-dev tinyproxy openssl pkg-config curl python3 iproute2 systemd)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

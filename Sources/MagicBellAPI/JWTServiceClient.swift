@@ -1,6 +1,6 @@
 import Dispatch
 import FoundationEssentials
-import OneShotHTTP
+import CurlHTTP
 
 public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
     /// MagicBell answered with a status of 400 or more; the raw body is kept,
@@ -33,13 +33,14 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
 
 /// A client for MagicBell's JwtService, authenticated with a project token.
 ///
-/// One core (`send`) makes every call over `OneShotClient`: one connection
-/// per call, a deadline of `timeout` for all of it (name lookup included),
-/// answers capped at `maxResponseBytes`, redirects never followed (the
-/// project token must not travel to another host), never a retry (the
-/// creates are not idempotent). Two surfaces over it: blocking, for
-/// thread-per-request servers such as this one, and async, which also stops
-/// the call when its task is cancelled before the request is sent.
+/// One core (`send`) makes every call over `CurlClient` (libcurl, loaded
+/// at the first call): a deadline of `timeout` for all of it (name lookup
+/// included), answers capped at `maxResponseBytes`, redirects never
+/// followed (the project token must not travel to another host), a create
+/// never sent twice (it goes on a fresh connection; other calls reuse
+/// kept ones). Two surfaces over it: blocking, for thread-per-request
+/// servers such as this one, and async, which also stops the call when its
+/// task is cancelled before the request is sent.
 public final class JWTServiceClient: Sendable {
     public static let defaultBaseURL = URL(string: "https://api.magicbell.com/v2")!
     public static let defaultTimeout: Double = 10
@@ -51,14 +52,14 @@ public final class JWTServiceClient: Sendable {
     /// The base URL's path, without a trailing slash, percent-encoded as given.
     private let basePath: String
     private let fields: [HTTPField]
-    private let http: OneShotClient
+    private let http: CurlClient
 
     /// `caFile`: trust only this PEM file's certificates for HTTPS, instead
-    /// of the system's store (which OpenSSL's SSL_CERT_FILE and SSL_CERT_DIR
-    /// also change).
+    /// of the system's store (which SSL_CERT_FILE and SSL_CERT_DIR also
+    /// replace). `proxy` and `noProxy`: see `CurlClient.init`.
     public init(projectToken: String, baseURL: URL = JWTServiceClient.defaultBaseURL,
                 timeout: Double = JWTServiceClient.defaultTimeout, userAgent: String = "magicbell-fcgi",
-                caFile: String? = nil) {
+                caFile: String? = nil, proxy: String? = nil, noProxy: String? = nil) {
         self.baseURL = baseURL
         self.timeout = timeout
         endpoint = Self.endpoint(of: baseURL)
@@ -68,7 +69,7 @@ public final class JWTServiceClient: Sendable {
         fields = [HTTPField(name: "Authorization", value: "Bearer \(projectToken)"),
                   HTTPField(name: "Accept", value: "application/json"),
                   HTTPField(name: "User-Agent", value: userAgent)]
-        http = OneShotClient(caFile: caFile)
+        http = CurlClient(caFile: caFile, proxy: proxy, noProxy: noProxy)
     }
 
     private static func endpoint(of url: URL) -> HTTPEndpoint? {
@@ -118,7 +119,7 @@ public final class JWTServiceClient: Sendable {
     }
 
     /// Sends the request; cancelling the task cancels the call until the
-    /// request is sent (see `OneShotClient.exchange`).
+    /// request is sent (see `Cancellation`).
     public func send(_ request: APIRequest) async throws(MagicBellAPIError) -> APIResponse {
         // A create must not reach MagicBell for a caller that has gone.
         guard !Task.isCancelled else { throw .cancelled }

@@ -1,5 +1,5 @@
 import FoundationEssentials
-import OneShotHTTP
+import CurlHTTP
 
 /// One call to the JwtService, before it is sent.
 public struct APIRequest: Sendable {

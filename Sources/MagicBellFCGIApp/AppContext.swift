@@ -33,7 +33,8 @@ public final class AppContext: Sendable {
         self.metrics = metrics
         client = configuration.projectToken.map {
             JWTServiceClient(projectToken: $0.value, baseURL: configuration.apiURL,
-                             timeout: configuration.upstreamTimeout, userAgent: "magicbell-fcgi/\(MagicBellFCGIVersion.current)")
+                             timeout: configuration.upstreamTimeout, userAgent: "magicbell-fcgi/\(MagicBellFCGIVersion.current)",
+                             proxy: configuration.httpsProxy?.url, noProxy: configuration.noProxy?.list)
         }
         adminGate = CountingGate(limit: configuration.adminMaxConcurrent ?? Configuration.defaultAdminMaxConcurrent(workers: workers))
         mintGate = CountingGate(limit: configuration.mintMaxConcurrent ?? Configuration.defaultMintMaxConcurrent(workers: workers))

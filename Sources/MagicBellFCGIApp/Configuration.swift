@@ -38,6 +38,11 @@ public struct Configuration: Sendable {
     public var mintMode: MintMode = .local
     /// The `name` of tokens created with `MAGICBELL_MINT=api`.
     public var mintTokenName: String = Configuration.defaultMintTokenName
+    /// The proxy MagicBell calls go through (an http:// or https:// URL),
+    /// and the variable it came from; nil: none.
+    public var httpsProxy: (url: String, variable: String)?
+    /// Hosts reached without the proxy: libcurl's NO_PROXY list.
+    public var noProxy: (list: String, variable: String)?
 
     public static let defaultAPIURL = URL(string: "https://api.magicbell.com/v2")!
     public static let defaultUpstreamTimeout = 10.0
@@ -74,6 +79,8 @@ public struct Configuration: Sendable {
         ("MAGICBELL_PROJECT_TOKEN", "a project token for the admin route and MAGICBELL_MINT=api (or use the _FILE variant)"),
         ("MAGICBELL_PROJECT_TOKEN_FILE", "a file holding the project token; a trailing newline is ignored"),
         ("MAGICBELL_API_URL", "MagicBell's API, default \(defaultAPIURL.absoluteString); https, or http on loopback"),
+        ("MAGICBELL_HTTPS_PROXY", "a proxy for the calls to MagicBell (http://host:port); serve also takes the service's HTTPS_PROXY, CGI mode never"),
+        ("MAGICBELL_NO_PROXY", "hosts reached without that proxy, comma-separated (curl's NO_PROXY); serve also takes NO_PROXY"),
         ("MAGICBELL_UPSTREAM_TIMEOUT", "seconds for each call to MagicBell, \(upstreamTimeoutRange.lowerBound)...\(upstreamTimeoutRange.upperBound), default \(Int(defaultUpstreamTimeout))"),
         ("MAGICBELL_ALLOWED_ORIGINS", "comma-separated origins (https://host[:port]) that may call the admin route besides the site itself"),
         ("MAGICBELL_ADMIN_MAX_CONCURRENT", "admin calls in flight at once, \(adminMaxConcurrentRange.lowerBound)...\(adminMaxConcurrentRange.upperBound), default 2 (at most --workers - 1); must be below --workers"),
@@ -112,6 +119,12 @@ public struct Configuration: Sendable {
         }
         if let text = environment["MAGICBELL_API_URL"] {
             apiURL = try Self.parseAPIURL(text)
+        }
+        if let (name, value) = Self.firstSet(["MAGICBELL_HTTPS_PROXY"] + Self.standardProxyVariables.prefix(2), in: environment) {
+            httpsProxy = (try Self.parseProxy(value, name), name)
+        }
+        if let (name, value) = Self.firstSet(["MAGICBELL_NO_PROXY"] + Self.standardProxyVariables.suffix(2), in: environment) {
+            noProxy = (try Self.parseNoProxy(value, name), name)
         }
         if let seconds = try Self.number(environment["MAGICBELL_UPSTREAM_TIMEOUT"], "MAGICBELL_UPSTREAM_TIMEOUT",
                                          in: Self.upstreamTimeoutRange, "a number of seconds") {
@@ -152,16 +165,64 @@ public struct Configuration: Sendable {
     /// reads. Read from `environ` directly: ProcessInfo copies every
     /// variable, which a CGI process (whose environment also holds the
     /// request's meta-variables) would pay for on each request.
-    public static func processEnvironment() -> [String: String] {
+    ///
+    /// `standardProxy`: also the service's own `HTTPS_PROXY` and `NO_PROXY`
+    /// (either case), which `MAGICBELL_HTTPS_PROXY` and `MAGICBELL_NO_PROXY`
+    /// override. Never in CGI mode: there the environment is the web
+    /// server's params, which a client may have a hand in (httpoxy).
+    public static func processEnvironment(standardProxy: Bool = false) -> [String: String] {
         var variables: [String: String] = [:]
         var entry = environ
         while let pointer = entry.pointee {
             defer { entry += 1 }
-            guard strncmp(pointer, "MAGICBELL_", 10) == 0, let equals = strchr(pointer, 0x3D) else { continue }
-            let name = UnsafeRawBufferPointer(start: pointer, count: equals - pointer)
-            variables[String(decoding: name, as: UTF8.self)] = String(cString: equals + 1)
+            guard let equals = strchr(pointer, 0x3D) else { continue }
+            let ours = strncmp(pointer, "MAGICBELL_", 10) == 0
+            guard ours || (standardProxy && (pointer.pointee == 0x48 || pointer.pointee == 0x68 || pointer.pointee == 0x4E
+                                              || pointer.pointee == 0x6E)) else { continue }
+            let name = String(decoding: UnsafeRawBufferPointer(start: pointer, count: equals - pointer), as: UTF8.self)
+            guard ours || standardProxyVariables.contains(name) else { continue }
+            variables[name] = String(cString: equals + 1)
         }
         return variables
+    }
+
+    /// The standard proxy variables `serve` and `check-config` take up, in
+    /// the order they are looked at (curl reads the lowercase one first).
+    public static let standardProxyVariables = ["https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"]
+
+    /// The first of `names` set to something in `environment`.
+    static func firstSet(_ names: [String], in environment: [String: String]) -> (name: String, value: String)? {
+        for name in names { if let value = environment[name], !value.isEmpty { return (name, value) } }
+        return nil
+    }
+
+    static func parseProxy(_ text: String, _ variable: String) throws(ConfigurationError) -> String {
+        guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), let components = URLComponents(string: text),
+              let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
+              let host = components.host, !host.isEmpty, components.path.isEmpty || components.path == "/",
+              components.query == nil, components.fragment == nil else {
+            throw ConfigurationError(variable, "must be a proxy URL like http://proxy.example.com:3128 (http or https, no path)")
+        }
+        guard components.port.map({ (1...65535).contains($0) }) ?? (components.rangeOfPort == nil) else {
+            throw ConfigurationError(variable, "has a port that is not a TCP port from 1 to 65535")
+        }
+        return text
+    }
+
+    static func parseNoProxy(_ text: String, _ variable: String) throws(ConfigurationError) -> String {
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        let entries = text.split(separator: ",", omittingEmptySubsequences: false).map { entry in
+            String(entry.drop(while: blank).reversed().drop(while: blank).reversed())
+        }
+        let allowed: (UInt8) -> Bool = { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                || [UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "*"), UInt8(ascii: "/"),
+                    UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: "_")].contains(byte)
+        }
+        guard text.utf8.count <= 4096, entries.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy(allowed) }) else {
+            throw ConfigurationError(variable, "must be a comma-separated list of host names, domains (.example.com), addresses or CIDR ranges, or *")
+        }
+        return entries.joined(separator: ",")
     }
 
     static func parseAPIURL(_ text: String) throws(ConfigurationError) -> URL {
@@ -281,6 +342,13 @@ public struct Configuration: Sendable {
         }
     }
 
+    /// A proxy URL without the password it may carry.
+    static func redacted(proxy url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "****"
+        return components.string ?? "(a URL with credentials)"
+    }
+
     /// A human summary for `check-config`, without the secret.
     public var summary: String {
         let source: String
@@ -302,6 +370,7 @@ public struct Configuration: Sendable {
         project token                  \(admin)
         MAGICBELL_API_URL              \(apiURL.absoluteString)
         MAGICBELL_UPSTREAM_TIMEOUT     \(upstreamTimeout) s
+        proxy                          \(httpsProxy.map { "\(Self.redacted(proxy: $0.url)), from \($0.variable)" } ?? "none")\(noProxy.map { "; not for \($0.list) (\($0.variable))" } ?? "")
         MAGICBELL_ALLOWED_ORIGINS      \(allowedOrigins.isEmpty ? "(only the site's own origin)" : allowedOrigins.joined(separator: ", "))
         MAGICBELL_ADMIN_MAX_CONCURRENT \(adminMaxConcurrent.map(String.init) ?? "default: 2, at most --workers - 1")
         MAGICBELL_MINT_MAX_CONCURRENT  \(mintMaxConcurrent.map(String.init) ?? "default: half of --workers")

@@ -132,7 +132,7 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "magicbell-fcgi")
         let configuration: Configuration
         let peers: PeerPolicy
-        let environment = Configuration.processEnvironment()
+        let environment = Configuration.processEnvironment(standardProxy: true)
         do {
             configuration = try Configuration.load(from: environment).checked(workers: workers)
             peers = try peerPolicy(peerUIDs: peerUID?.uids, addresses: ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"])
@@ -159,7 +159,7 @@ struct Serve: ParsableCommand {
         // swap the configuration in; a bad one is refused, the old one stays.
         let reload = {
             do {
-                let environment = Configuration.processEnvironment()
+                let environment = Configuration.processEnvironment(standardProxy: true)
                 let fresh = try Configuration.load(from: environment).checked(workers: workers)
                 for warning in configurationWarnings(environment, fresh) { logger.warning("\(warning)") }
                 holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers, metrics: metrics))
@@ -323,7 +323,7 @@ struct CheckConfig: ParsableCommand {
     func run() throws {
         let configuration: Configuration
         let peers: PeerPolicy
-        var environment = Configuration.processEnvironment()
+        var environment = Configuration.processEnvironment(standardProxy: true)
         var addresses = ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]
         if let envFile {
             let bytes: [UInt8]
@@ -340,7 +340,8 @@ struct CheckConfig: ParsableCommand {
             for ignored in parsed.ignored { printWarning("\(envFile): \(ignored)") }
             if let refused = parsed.refused { throw fail("--env-file: \(envFile): \(refused)", configurationExitCode) }
             // As the unit's EnvironmentFile= does: the file's values win.
-            for (name, value) in parsed.variables where name.hasPrefix("MAGICBELL_") { environment[name] = value }
+            for (name, value) in parsed.variables
+            where name.hasPrefix("MAGICBELL_") || Configuration.standardProxyVariables.contains(name) { environment[name] = value }
             addresses = parsed.dictionary["FCGI_WEB_SERVER_ADDRS"] ?? addresses
         }
         do {

@@ -55,6 +55,30 @@ import TestSupport
         #expect(seen[0]["content_type"] as? String == "application/json")
     }
 
+    /// Issue 21: libcurl is loaded with dlopen at the first MagicBell call;
+    /// tokens minted here never map it.
+    @Test func serveLoadsLibcurlAtItsFirstMagicBellCallOnly() throws {
+        let stack = try Self.stack()
+        let child = stack.responder.child
+        #expect(child.maps.contains("libfcgi"), "the maps name the libraries loaded at start")
+        for _ in 0..<3 { #expect(try stack.nginx.get("/magicbell-token", headers: [RecipeChecks.demo]).status == 200) }
+        #expect(!child.maps.contains("libcurl"), "minting loaded libcurl")
+        #expect(try stack.nginx.admin("GET", "jwt/project").status == 200)
+        #expect(child.maps.contains("libcurl.so.4"))
+    }
+
+    /// Issue 21: serve takes the service's own HTTPS_PROXY (and NO_PROXY),
+    /// as a sysadmin sets it for every service of a host behind an egress proxy.
+    @Test func serveCallsMagicBellThroughTheServicesProxy() throws {
+        let proxy = try ConnectProxy()
+        let stack = try Self.stack(environment: ["HTTPS_PROXY": proxy.url])
+        #expect(try stack.nginx.admin("GET", "jwt/project").status == 200)
+        #expect(proxy.requests.contains { $0.hasPrefix("GET http://127.0.0.1:\(stack.magicBell.port)/v2/jwt/project") },
+                "\(proxy.requests)")
+        let excepted = try Self.stack(environment: ["HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"])
+        #expect(try excepted.nginx.admin("GET", "jwt/project").status == 200)
+    }
+
     @Test func onlyNginxCanGrantTheAdminRole() throws {
         // (A location without MAGICBELL_ROUTE: TrustBoundaryTests.)
         let stack = try Self.stack()

@@ -37,6 +37,32 @@ import Testing
         #expect(!"\(config.secret)".contains(Self.secret))
     }
 
+    /// Issue 21: the proxy for MagicBell calls, its exceptions, where each
+    /// came from, and a password in it never shown.
+    @Test func theProxyAndItsExceptions() throws {
+        #expect(try load(Self.valid).httpsProxy == nil)
+        let own = try load(Self.valid.merging(["MAGICBELL_HTTPS_PROXY": "http://proxy.example.com:3128",
+                                               "HTTPS_PROXY": "http://other:1", "MAGICBELL_NO_PROXY": " localhost, .internal ,10.0.0.0/8"]) { $1 })
+        #expect(own.httpsProxy?.url == "http://proxy.example.com:3128" && own.httpsProxy?.variable == "MAGICBELL_HTTPS_PROXY")
+        #expect(own.noProxy?.list == "localhost,.internal,10.0.0.0/8" && own.noProxy?.variable == "MAGICBELL_NO_PROXY")
+        // The service's standard variables, when the environment holds them (serve's does; CGI's never).
+        let standard = try load(Self.valid.merging(["https_proxy": "http://a:1", "HTTPS_PROXY": "http://b:2", "NO_PROXY": "*"]) { $1 })
+        #expect(standard.httpsProxy?.url == "http://a:1" && standard.httpsProxy?.variable == "https_proxy", "curl reads the lowercase one first")
+        #expect(standard.noProxy?.list == "*" && standard.noProxy?.variable == "NO_PROXY")
+        #expect(try load(Self.valid.merging(["HTTPS_PROXY": ""]) { $1 }).httpsProxy == nil, "empty is unset")
+
+        let secret = try load(Self.valid.merging(["MAGICBELL_HTTPS_PROXY": "http://user:pr0xy-pa55@proxy:3128"]) { $1 })
+        #expect(!secret.summary.contains("pr0xy-pa55") && secret.summary.contains("proxy:3128"), "\(secret.summary)")
+        for bad in ["proxy:3128", "socks5://proxy:1080", "http://proxy:3128/path", "http://proxy:99999", "http://proxy:3128?x=1",
+                    "http://", "http://pro xy:1"] {
+            expectError(Self.valid.merging(["MAGICBELL_HTTPS_PROXY": bad]) { $1 }, variable: "MAGICBELL_HTTPS_PROXY")
+        }
+        expectError(Self.valid.merging(["HTTPS_PROXY": "proxy:3128"]) { $1 }, variable: "HTTPS_PROXY")
+        for bad in ["a,,b", "a b", "host;rm", String(repeating: "a", count: 5000)] {
+            expectError(Self.valid.merging(["MAGICBELL_NO_PROXY": bad]) { $1 }, variable: "MAGICBELL_NO_PROXY")
+        }
+    }
+
     @Test func apiKeyIsRequired() {
         expectError(["MAGICBELL_SECRET_KEY": Self.secret], variable: "MAGICBELL_API_KEY")
         expectError(["MAGICBELL_API_KEY": "", "MAGICBELL_SECRET_KEY": Self.secret], variable: "MAGICBELL_API_KEY")

@@ -110,6 +110,10 @@ final class Child {
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// The child's memory map (/proc/PID/maps): which libraries it has loaded.
+    /// (Read by cat: Foundation reads a /proc file, which says it is empty, one page at most.)
+    var maps: String { (try? runProcess("/bin/cat", ["/proc/\(process.processIdentifier)/maps"]).stdout) ?? "" }
+
     /// Waits for the exit and returns the status; nil if it did not exit in time.
     func waitForExit(timeout: Double = 10) -> Int32? {
         guard Sockets.waitUntil(timeout: timeout, { !process.isRunning }) else { return nil }

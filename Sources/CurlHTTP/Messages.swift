@@ -1,3 +1,39 @@
+/// Where requests go: a scheme, a host and a port.
+public struct HTTPEndpoint: Sendable, Equatable {
+    public let secure: Bool
+    /// A name, or an IP literal (IPv6 without brackets).
+    public let host: String
+    public let port: Int
+
+    public init(secure: Bool, host: String, port: Int? = nil) {
+        self.secure = secure
+        self.host = host
+        self.port = port ?? (secure ? 443 : 80)
+    }
+
+    /// The Host field (RFC 9110 §7.2): the port only when it is not the scheme's.
+    var authority: String {
+        let name = host.contains(":") ? "[\(host)]" : host
+        return port == (secure ? 443 : 80) ? name : "\(name):\(port)"
+    }
+}
+
+/// A request to send: the target in origin form (`/path?query`, already
+/// percent-encoded), header fields, and a body.
+public struct HTTPRequestMessage: Sendable {
+    public var method: String
+    public var target: String
+    public var fields: [HTTPField]
+    public var body: [UInt8]?
+
+    public init(method: String, target: String, fields: [HTTPField] = [], body: [UInt8]? = nil) {
+        self.method = method
+        self.target = target
+        self.fields = fields
+        self.body = body
+    }
+}
+
 /// One header field as received: the name as sent, the value without OWS.
 public struct HTTPField: Sendable, Equatable {
     public let name: String
@@ -51,10 +87,11 @@ public enum ExchangeFailure: Error, Equatable, Sendable {
     case tls(String)
     /// The connection ended before the answer was complete.
     case dropped(String)
-    /// The bytes are not an HTTP/1.x answer (RFC 9112).
+    /// The bytes are not an HTTP answer (libcurl could not parse them).
     case malformed(String)
     /// The body is larger than the limit.
     case tooLarge(limit: Int)
-    /// The request cannot be sent as given (a control character in a field); nothing was sent.
+    /// The request cannot be sent as given (a control character in a field),
+    /// or libcurl cannot be loaded; nothing was sent.
     case invalidRequest(String)
 }

@@ -1,0 +1,263 @@
+import CCurl
+import Glibc
+import Synchronization
+
+/// An HTTP client over libcurl, loaded on the first exchange (`CCurl`).
+///
+/// What it keeps of the MagicBell client's guarantees, and how:
+/// - http and https only, no redirect followed (a redirect is an answer: the
+///   project token must not travel to another host), no proxy unless one is
+///   given (libcurl's own reading of `https_proxy` is turned off: in CGI mode
+///   the environment is the web server's params), no compression, no cookies;
+/// - one deadline for the whole exchange, name lookup included, and no
+///   signals (`CURLOPT_NOSIGNAL`, libcurl's threaded resolver);
+/// - answer bodies capped in the write callback, whatever the framing;
+/// - the certificate and host name checked by libcurl with OpenSSL, against
+///   the system's hashed directory `/etc/ssl/certs` (OpenSSL reads only the
+///   certificates it needs, where a bundle is parsed whole on every call),
+///   or `SSL_CERT_FILE` / `SSL_CERT_DIR`, or the `caFile` given;
+/// - a cancellation ends the call at once until the request is sent
+///   (`CURLOPT_PREREQFUNCTION` marks that point), never after;
+/// - a POST is sent at most once: it goes on a fresh connection that is
+///   closed after it, since libcurl re-sends a request whose reused
+///   connection died before the answer.
+///
+/// Other calls reuse connections, DNS answers and TLS sessions through one
+/// share handle for all threads, with HTTP/2 where the server offers it.
+public final class CurlClient: Sendable {
+    private let share: Share?
+    private let trust: Trust
+    private let proxy: Proxy
+
+    /// Where certificates are looked up.
+    struct Trust: Sendable {
+        var file: String?
+        var directory: String?
+    }
+
+    /// `caFile`: trust only the certificates in this PEM file, instead of
+    /// the system's store. `proxy`: an http(s) proxy URL for every call, and
+    /// `noProxy`, curl's list of hosts that bypass it. `reuseConnections`:
+    /// keep connections (and DNS answers and TLS sessions) for later calls;
+    /// a process that makes one call (CGI) has no use for it.
+    public init(caFile: String? = nil, proxy: String? = nil, noProxy: String? = nil, reuseConnections: Bool = true) {
+        if let caFile {
+            trust = Trust(file: caFile, directory: nil)
+        } else {
+            // As OpenSSL's own defaults do: the variables replace the store.
+            let file = getenv("SSL_CERT_FILE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+            let directory = getenv("SSL_CERT_DIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+            trust = file == nil && directory == nil ? Trust(file: nil, directory: "/etc/ssl/certs")
+                : Trust(file: file, directory: directory)
+        }
+        self.proxy = Proxy(url: proxy ?? "", exceptions: noProxy ?? "")
+        share = reuseConnections ? Share() : nil
+    }
+
+    /// The libcurl this process loaded, e.g. "8.14.1"; nil before the
+    /// first exchange (and in a process that never makes one).
+    public static var loadedVersion: String? {
+        ccurl_is_loaded() != 0 ? String(cString: ccurl_version()) : nil
+    }
+
+    public func exchange(_ request: HTTPRequestMessage, with endpoint: HTTPEndpoint, timeout: Double,
+                         bodyLimit: Int, cancellation: Cancellation? = nil) throws(ExchangeFailure) -> HTTPResponseMessage {
+        try Self.validate(request, for: endpoint)
+        if cancellation?.isCancelled == true { throw .cancelled }
+        if let why = ccurl_load() { throw .invalidRequest(String(cString: why)) }
+        guard let easy = ccurl_easy_init() else { throw .invalidRequest("libcurl could not make a handle") }
+        defer { ccurl_easy_cleanup(easy) }
+        let transfer = Transfer(bodyLimit: bodyLimit, cancellation: cancellation, body: request.body)
+        var headers: UnsafeMutablePointer<curl_slist>? = nil
+        defer { ccurl_slist_free_all(headers) }
+        for line in Self.headerLines(request) {
+            guard let appended = ccurl_slist_append(headers, line) else { throw .invalidRequest("out of memory") }
+            headers = appended
+        }
+        try withExtendedLifetime(transfer) { () throws(ExchangeFailure) in
+            try configure(easy, for: request, at: endpoint, timeout: timeout, headers: headers, transfer: transfer)
+            try Self.run(easy, transfer: transfer)
+        }
+        var status = 0, version = 0
+        ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        ccurl_easy_getinfo_long(easy, CURLINFO_HTTP_VERSION, &version)
+        // An HTTP/1 body framed by the close: over TLS, libcurl (with
+        // OpenSSL 3's SSL_OP_IGNORE_UNEXPECTED_EOF) takes a close without
+        // close_notify as the end, so anyone on the path could cut the
+        // answer short unseen. MagicBell frames its answers; one that does
+        // not is refused, as the client before libcurl refused it.
+        if endpoint.secure, version == CURL_HTTP_VERSION_1_0 || version == CURL_HTTP_VERSION_1_1,
+           !transfer.received.isEmpty, transfer.fields.value(named: "content-length") == nil,
+           transfer.fields.value(named: "transfer-encoding") == nil {
+            throw .dropped("the answer's body ran to the close, which over TLS can be cut short unseen")
+        }
+        return HTTPResponseMessage(status: status, fields: transfer.fields, body: transfer.received)
+    }
+
+    private func configure(_ easy: UnsafeMutableRawPointer, for request: HTTPRequestMessage, at endpoint: HTTPEndpoint,
+                           timeout: Double, headers: UnsafeMutablePointer<curl_slist>?, transfer: Transfer) throws(ExchangeFailure) {
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        let milliseconds = timeout.isNaN ? 1 : Int(min(max((timeout * 1000).rounded(.up), 1), 86_400_000))
+        let url = "\(endpoint.secure ? "https" : "http")://\(endpoint.authority)\(request.target)"
+        var codes: [CURLcode] = [
+            ccurl_easy_setopt_string(easy, CURLOPT_URL, url),
+            // The target is already encoded and normalized: sent as it is.
+            ccurl_easy_setopt_long(easy, CURLOPT_PATH_AS_IS, 1),
+            ccurl_easy_http_only(easy),
+            ccurl_easy_setopt_long(easy, CURLOPT_FOLLOWLOCATION, 0),
+            ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1),
+            ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, milliseconds),
+            ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, milliseconds),
+            ccurl_easy_setopt_string(easy, CURLOPT_PROXY, proxy.url),
+            ccurl_easy_setopt_string(easy, CURLOPT_NOPROXY, proxy.exceptions),
+            ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, trust.file),
+            ccurl_easy_setopt_string(easy, CURLOPT_CAPATH, trust.directory),
+            ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1),
+            ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2),
+            ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS),
+            ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers),
+            ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer),
+            ccurl_easy_setopt_write_function(easy, CURLOPT_WRITEFUNCTION, receiveBody),
+            ccurl_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context),
+            ccurl_easy_setopt_write_function(easy, CURLOPT_HEADERFUNCTION, receiveHeader),
+            ccurl_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context),
+            ccurl_easy_setopt_prereq_function(easy, aboutToSend),
+            ccurl_easy_setopt_pointer(easy, CURLOPT_PREREQDATA, context),
+        ]
+        switch request.method {
+        case "GET":
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_HTTPGET, 1))
+        case "HEAD":
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_NOBODY, 1))
+        default:
+            if request.method != "POST" { codes.append(ccurl_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, request.method)) }
+            if transfer.requestBody != nil || request.method == "POST" || request.method == "PUT" {
+                // POSTFIELDS with its size: the bytes as given (no strlen), and
+                // a Content-Length, 0 for a POST or PUT without a body.
+                codes.append(ccurl_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, transfer.requestBodyCount))
+                codes.append(ccurl_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, transfer.requestBody ?? transfer.emptyBody))
+            }
+        }
+        if request.method == "POST" || request.method == "PATCH" {
+            // Never re-sent: libcurl retries a request whose reused connection
+            // died before the answer, so this one never uses a kept connection,
+            // and its own is not kept for another call.
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
+            codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
+        }
+        if let handle = share?.handle() { codes.append(ccurl_easy_setopt_share(easy, handle)) }
+        if let failed = codes.first(where: { $0 != CURLE_OK }) {
+            throw .invalidRequest("libcurl refused an option: \(String(cString: ccurl_easy_strerror(failed)))")
+        }
+    }
+
+    /// Runs the transfer on a multi handle of its own, so that the wait can
+    /// watch the cancellation's eventfd beside libcurl's sockets.
+    private static func run(_ easy: UnsafeMutableRawPointer, transfer: Transfer) throws(ExchangeFailure) {
+        guard let multi = ccurl_multi_init() else { throw .invalidRequest("libcurl could not make a multi handle") }
+        defer { ccurl_multi_cleanup(multi) }
+        guard ccurl_multi_add_handle(multi, easy) == CURLM_OK else { throw .invalidRequest("libcurl refused the handle") }
+        defer { ccurl_multi_remove_handle(multi, easy) }
+        var cancelWatch = curl_waitfd(fd: transfer.cancellation?.descriptor ?? -1, events: Int16(CURL_WAIT_POLLIN), revents: 0)
+        while true {
+            var running: Int32 = 0
+            let performed = ccurl_multi_perform(multi, &running)
+            guard performed == CURLM_OK else { throw .invalidRequest("libcurl: multi error \(performed.rawValue)") }
+            var result = CURLE_OK
+            if ccurl_multi_done(multi, easy, &result) != 0 {
+                if result == CURLE_OK { return }
+                throw failure(result, transfer: transfer, easy: easy)
+            }
+            // Until the request is sent, a cancellation ends the call; after,
+            // the eventfd (which stays readable) is no longer watched.
+            let watching = transfer.cancellation != nil && !transfer.sent
+            if watching && transfer.cancellation?.isCancelled == true { throw .cancelled }
+            var ready: Int32 = 0
+            let polled = watching ? ccurl_multi_poll(multi, &cancelWatch, 1, 1000, &ready)
+                : ccurl_multi_poll(multi, nil, 0, 1000, &ready)
+            guard polled == CURLM_OK else { throw .invalidRequest("libcurl: poll error \(polled.rawValue)") }
+        }
+    }
+
+    /// What a libcurl error means to the caller.
+    private static func failure(_ code: CURLcode, transfer: Transfer, easy: UnsafeMutableRawPointer) -> ExchangeFailure {
+        let detail = transfer.errorMessage ?? String(cString: ccurl_easy_strerror(code))
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT:
+            return .timedOut
+        case CURLE_ABORTED_BY_CALLBACK:
+            return .cancelled
+        case CURLE_WRITE_ERROR where transfer.tooLarge:
+            return .tooLarge(limit: transfer.bodyLimit)
+        case CURLE_COULDNT_RESOLVE_HOST:
+            return .unreachable("host not found")
+        case CURLE_COULDNT_CONNECT:
+            var osError = 0
+            ccurl_easy_getinfo_long(easy, CURLINFO_OS_ERRNO, &osError)
+            return .unreachable(Int32(osError) == ECONNREFUSED ? "connection refused" : detail)
+        case CURLE_COULDNT_RESOLVE_PROXY:
+            return .unreachable("proxy host not found")
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+             CURLE_SSL_INVALIDCERTSTATUS, CURLE_USE_SSL_FAILED:
+            return .tls(detail)
+        case CURLE_GOT_NOTHING:
+            return .dropped("the connection closed before an answer")
+        case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+            return .dropped(detail)
+        case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
+            return .malformed(detail)
+        default:
+            return .unreachable(detail)
+        }
+    }
+
+    /// Checks what libcurl would send as given: a CR or LF in a configured
+    /// value (a token) would start a second header field (RFC 9112 §5),
+    /// so it is refused before anything is sent.
+    static func validate(_ request: HTTPRequestMessage, for endpoint: HTTPEndpoint) throws(ExchangeFailure) {
+        let isToken: (UInt8) -> Bool = { $0 > 0x20 && $0 < 0x7F }
+        let isValue: (UInt8) -> Bool = { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
+        guard !request.method.isEmpty, request.method.utf8.allSatisfy(isToken),
+              request.target.first == "/", request.target.utf8.allSatisfy(isToken),
+              !endpoint.host.isEmpty, endpoint.host.utf8.allSatisfy(isToken),
+              (1...65535).contains(endpoint.port),
+              request.fields.allSatisfy({ !$0.name.isEmpty && $0.name.utf8.allSatisfy(isToken) && $0.value.utf8.allSatisfy(isValue) })
+        else { throw .invalidRequest("a request line or header field holds a character HTTP does not allow") }
+        // The framing fields are libcurl's to write, once each.
+        guard !request.fields.contains(where: { field in ownFields.contains { field.isNamed($0) } }) else {
+            throw .invalidRequest("Host, Content-Length, Transfer-Encoding and Connection are set by the client")
+        }
+    }
+
+    static let ownFields = ["host", "content-length", "transfer-encoding", "connection"]
+
+    /// The request's own fields, for CURLOPT_HTTPHEADER, and `Expect:` (no
+    /// value) so that libcurl never waits for a 100 Continue on a body.
+    static func headerLines(_ request: HTTPRequestMessage) -> [String] {
+        // "Name;" is libcurl's way to send a field with an empty value.
+        request.fields.map { $0.value.isEmpty ? "\($0.name);" : "\($0.name): \($0.value)" } + ["Expect:"]
+    }
+}
+
+/// The proxy settings, as libcurl's options take them: "" is none.
+struct Proxy: Sendable {
+    let url: String
+    let exceptions: String
+}
+
+/// libcurl's share handle, made at the first call (making it loads
+/// libcurl, which a process that never calls MagicBell must not do), kept
+/// for the life of the client.
+final class Share: Sendable {
+    private let made = Mutex<OpaquePointer?>(nil)
+
+    func handle() -> UnsafeMutableRawPointer? {
+        made.withLock { share in
+            if share == nil, ccurl_load() == nil { share = ccurl_share_new() }
+            return share.map { ccurl_share_handle($0) }
+        }
+    }
+
+    deinit { made.withLock { if let share = $0 { ccurl_share_free(share) } } }
+}
