@@ -2,6 +2,7 @@
 #include "ccurl.h"
 
 #include <dlfcn.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -34,6 +35,11 @@ static const char *load_error = "libcurl was not loaded";
 static int loaded;
 static unsigned int version_num;
 static const char *version_text = "";
+// libcurl turns an internationalized host name into punycode with libidn2's
+// idn2_lookup_ul, which reads the name in the locale's charset: in the
+// process's C locale a UTF-8 name is "bad/illegal". Transfers run with a
+// UTF-8 LC_CTYPE on their own thread (uselocale), the process's stays C.
+static locale_t utf8_ctype;
 
 #define LOOK_UP(field, symbol)                                   \
     do {                                                         \
@@ -78,6 +84,7 @@ static void load(void) {
         load_error = "libcurl 7.80.0 or later is needed";
         return;
     }
+    utf8_ctype = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     version_num = info->version_num;
     version_text = info->version;
     // Once, before any handle, as libcurl asks (not thread-safe before 7.84).
@@ -155,7 +162,12 @@ void ccurl_slist_free_all(struct curl_slist *list) { curl.slist_free_all(list); 
 CURLM *ccurl_multi_init(void) { return curl.multi_init(); }
 CURLMcode ccurl_multi_add_handle(CURLM *multi, CURL *easy) { return curl.multi_add_handle(multi, easy); }
 CURLMcode ccurl_multi_remove_handle(CURLM *multi, CURL *easy) { return curl.multi_remove_handle(multi, easy); }
-CURLMcode ccurl_multi_perform(CURLM *multi, int *running) { return curl.multi_perform(multi, running); }
+CURLMcode ccurl_multi_perform(CURLM *multi, int *running) {
+    locale_t previous = utf8_ctype ? uselocale(utf8_ctype) : (locale_t)0;
+    CURLMcode code = curl.multi_perform(multi, running);
+    if (previous) uselocale(previous);
+    return code;
+}
 
 CURLMcode ccurl_multi_poll(CURLM *multi, struct curl_waitfd *extra, unsigned int count, int timeout_ms, int *numfds) {
     return curl.multi_poll(multi, extra, count, timeout_ms, numfds);

@@ -220,7 +220,8 @@ public final class CurlClient: Sendable {
         let isValue: (UInt8) -> Bool = { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
         guard !request.method.isEmpty, request.method.utf8.allSatisfy(isToken),
               request.target.first == "/", request.target.utf8.allSatisfy(isToken),
-              !endpoint.host.isEmpty, endpoint.host.utf8.allSatisfy(isToken),
+              // An internationalized name is UTF-8: libcurl turns it into punycode (IDNA 2008).
+              !endpoint.host.isEmpty, endpoint.host.utf8.allSatisfy({ isToken($0) || $0 >= 0x80 }),
               (1...65535).contains(endpoint.port),
               request.fields.allSatisfy({ !$0.name.isEmpty && $0.name.utf8.allSatisfy(isToken) && $0.value.utf8.allSatisfy(isValue) })
         else { throw .invalidRequest("a request line or header field holds a character HTTP does not allow") }

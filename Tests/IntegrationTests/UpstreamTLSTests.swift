@@ -54,4 +54,24 @@ import TestSupport
         #expect(control.status == 200, "\(control.body) \(control.stderr)")
         expectRefused(try list("https://foo.example.com:\(partial.port)/v2", partial, trusting: authority, hosts: hosts))
     }
+
+    /// Issue 21: MAGICBELL_API_URL with an internationalized host (libcurl
+    /// looks it up, and checks the certificate, as punycode) or a trailing
+    /// dot (the name's absolute form, the certificate's name without it).
+    @Test func anIDNHostAndATrailingDotWork() throws {
+        let scratch = try Scratch()
+        let hosts = scratch.file("hosts")
+        // glibc's files lookup matches names as written: the absolute form is
+        // listed too, as DNS would answer it.
+        try "127.0.0.1 localhost xn--bcher-kva.example magicbell.test magicbell.test.\n".write(toFile: hosts, atomically: true, encoding: .utf8)
+        let authority = try TestCertificates.authority()
+        let idn = try FakeMagicBell(tls: try authority.issue(commonName: "idn", subjectAltName: "DNS:xn--bcher-kva.example"))
+        let byIDN = try list("https://bücher.example:\(idn.port)/v2", idn, trusting: authority, hosts: hosts)
+        #expect(byIDN.status == 200, "\(byIDN.body) \(byIDN.stderr)")
+        let plain = try FakeMagicBell(tls: try authority.issue(commonName: "dot", subjectAltName: "DNS:magicbell.test"))
+        let byDot = try list("https://magicbell.test.:\(plain.port)/v2", plain, trusting: authority, hosts: hosts)
+        #expect(byDot.status == 200, "\(byDot.body) \(byDot.stderr)")
+        // The control: a name the certificate does not hold is still refused.
+        expectRefused(try list("https://localhost:\(idn.port)/v2", idn, trusting: authority, hosts: hosts))
+    }
 }
