@@ -187,6 +187,33 @@ int ccurl_multi_done(CURLM *multi, CURL *easy, CURLcode *result) {
 
 void ccurl_multi_cleanup(CURLM *multi) { curl.multi_cleanup(multi); }
 
+// One multi handle per thread, kept: its connection cache is the thread's
+// kept connections. libcurl does not support sharing a connection cache
+// between concurrent threads (CURLSHOPT_SHARE(3), CURL_LOCK_DATA_CONNECT),
+// so each worker keeps its own connections, and the share handle holds what
+// may be shared: DNS answers and TLS sessions.
+static pthread_key_t thread_multi_key;
+static pthread_once_t thread_multi_once = PTHREAD_ONCE_INIT;
+
+static void thread_multi_destroy(void *multi) {
+    if (multi) curl.multi_cleanup(multi);
+}
+
+static void thread_multi_key_make(void) { pthread_key_create(&thread_multi_key, thread_multi_destroy); }
+
+CURLM *ccurl_thread_multi(void) {
+    pthread_once(&thread_multi_once, thread_multi_key_make);
+    CURLM *multi = pthread_getspecific(thread_multi_key);
+    if (!multi) {
+        multi = curl.multi_init();
+        if (multi && pthread_setspecific(thread_multi_key, multi) != 0) {
+            curl.multi_cleanup(multi);
+            multi = NULL;
+        }
+    }
+    return multi;
+}
+
 // A share handle with one mutex per kind of shared data, as libcurl's
 // share interface asks.
 struct ccurl_share {
@@ -212,14 +239,13 @@ struct ccurl_share *ccurl_share_new(void) {
     if (!share) return NULL;
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&share->locks[i], NULL);
     share->handle = curl.share_init();
-    // Connections (7.57+), DNS answers and TLS sessions: a second call
-    // reuses the first one's connection, or at least its lookup and its
-    // TLS session.
+    // DNS answers and TLS sessions, for every thread: a call on a thread
+    // with no kept connection still skips the lookup and resumes the TLS
+    // session. (Connections stay per thread: ccurl_thread_multi.)
     if (!share->handle ||
         curl.share_setopt(share->handle, CURLSHOPT_USERDATA, share) != CURLSHE_OK ||
         curl.share_setopt(share->handle, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
         curl.share_setopt(share->handle, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-        curl.share_setopt(share->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
         curl.share_setopt(share->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
         curl.share_setopt(share->handle, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK) {
         ccurl_share_free(share);

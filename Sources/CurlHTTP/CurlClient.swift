@@ -22,8 +22,10 @@ import Synchronization
 ///   closed after it, since libcurl re-sends a request whose reused
 ///   connection died before the answer.
 ///
-/// Other calls reuse connections, DNS answers and TLS sessions through one
-/// share handle for all threads, with HTTP/2 where the server offers it.
+/// Other calls reuse kept connections, with HTTP/2 where the server offers
+/// it: each thread keeps its own (libcurl does not support one connection
+/// cache for concurrent threads), and all threads share DNS answers and TLS
+/// sessions through one share handle.
 public final class CurlClient: Sendable {
     private let share: Share?
     private let trust: Trust
@@ -38,8 +40,8 @@ public final class CurlClient: Sendable {
     /// `caFile`: trust only the certificates in this PEM file, instead of
     /// the system's store. `proxy`: an http(s) proxy URL for every call, and
     /// `noProxy`, curl's list of hosts that bypass it. `reuseConnections`:
-    /// keep connections (and DNS answers and TLS sessions) for later calls;
-    /// a process that makes one call (CGI) has no use for it.
+    /// keep connections (each thread its own), DNS answers and TLS sessions
+    /// for later calls.
     public init(caFile: String? = nil, proxy: String? = nil, noProxy: String? = nil, reuseConnections: Bool = true) {
         if let caFile {
             trust = Trust(file: caFile, directory: nil)
@@ -76,7 +78,7 @@ public final class CurlClient: Sendable {
         }
         try withExtendedLifetime(transfer) { () throws(ExchangeFailure) in
             try configure(easy, for: request, at: endpoint, timeout: timeout, headers: headers, transfer: transfer)
-            try Self.run(easy, transfer: transfer)
+            try Self.run(easy, transfer: transfer, keepConnections: share != nil)
         }
         var status = 0, version = 0
         ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
@@ -151,11 +153,15 @@ public final class CurlClient: Sendable {
         }
     }
 
-    /// Runs the transfer on a multi handle of its own, so that the wait can
-    /// watch the cancellation's eventfd beside libcurl's sockets.
-    private static func run(_ easy: UnsafeMutableRawPointer, transfer: Transfer) throws(ExchangeFailure) {
-        guard let multi = ccurl_multi_init() else { throw .invalidRequest("libcurl could not make a multi handle") }
-        defer { ccurl_multi_cleanup(multi) }
+    /// Runs the transfer on a multi handle, so that the wait can watch the
+    /// cancellation's eventfd beside libcurl's sockets: the thread's own,
+    /// whose connection cache keeps its connections for the next call, or
+    /// one made for this call.
+    private static func run(_ easy: UnsafeMutableRawPointer, transfer: Transfer, keepConnections: Bool) throws(ExchangeFailure) {
+        guard let multi = keepConnections ? ccurl_thread_multi() : ccurl_multi_init() else {
+            throw .invalidRequest("libcurl could not make a multi handle")
+        }
+        defer { if !keepConnections { ccurl_multi_cleanup(multi) } }
         guard ccurl_multi_add_handle(multi, easy) == CURLM_OK else { throw .invalidRequest("libcurl refused the handle") }
         defer { ccurl_multi_remove_handle(multi, easy) }
         var cancelWatch = curl_waitfd(fd: transfer.cancellation?.descriptor ?? -1, events: Int16(CURL_WAIT_POLLIN), revents: 0)

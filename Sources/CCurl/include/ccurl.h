@@ -48,9 +48,12 @@ CURLMcode ccurl_multi_poll(CURLM *multi, struct curl_waitfd *extra, unsigned int
 /// 1 and its result once `easy` is done, else 0.
 int ccurl_multi_done(CURLM *multi, CURL *easy, CURLcode *result);
 void ccurl_multi_cleanup(CURLM *multi);
+/// This thread's multi handle, made at its first call and kept for the
+/// thread's life (never cleaned up by the caller): its kept connections.
+CURLM *ccurl_thread_multi(void);
 
-/// A share handle for connections, DNS answers and TLS sessions, with its
-/// own lock per kind of data, usable from every worker thread at once.
+/// A share handle for DNS answers and TLS sessions, with its own lock per
+/// kind of data, usable from every worker thread at once.
 /// NULL if libcurl cannot make one.
 struct ccurl_share;
 struct ccurl_share *ccurl_share_new(void);
