@@ -175,10 +175,11 @@ public struct Configuration: Sendable {
         var entry = environ
         while let pointer = entry.pointee {
             defer { entry += 1 }
-            guard let equals = strchr(pointer, 0x3D) else { continue }
+            // The prefix first: a CGI token request skips every other variable at its first bytes.
             let ours = strncmp(pointer, "MAGICBELL_", 10) == 0
             guard ours || (standardProxy && (pointer.pointee == 0x48 || pointer.pointee == 0x68 || pointer.pointee == 0x4E
                                               || pointer.pointee == 0x6E)) else { continue }
+            guard let equals = strchr(pointer, 0x3D) else { continue }
             let name = String(decoding: UnsafeRawBufferPointer(start: pointer, count: equals - pointer), as: UTF8.self)
             guard ours || standardProxyVariables.contains(name) else { continue }
             variables[name] = String(cString: equals + 1)
