@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <locale.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 // The functions this project calls, looked up once. Their types are the
@@ -87,6 +88,12 @@ static void load(void) {
     utf8_ctype = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
     version_num = info->version_num;
     version_text = info->version;
+    // CURLOPT_NOSIGNAL leaves SIGPIPE to the process: a write to a closed
+    // connection (libcurl before 7.87 writes TLS with plain write()) must be
+    // an error, never the end of a CGI process. serve's libfcgi has set a
+    // handler already; a disposition someone chose is kept.
+    struct sigaction current;
+    if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
     // Once, before any handle, as libcurl asks (not thread-safe before 7.84).
     if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         load_error = "curl_global_init failed";
@@ -145,6 +152,14 @@ CURLcode ccurl_easy_http_only(CURL *easy) {
     // deprecation does not warn where they are the only ones there are.
     CURLcode code = curl.easy_setopt(easy, (CURLoption)(CURLOPTTYPE_LONG + 181), (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
     return code != CURLE_OK ? code : curl.easy_setopt(easy, (CURLoption)(CURLOPTTYPE_LONG + 182), (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+}
+
+CURLcode ccurl_easy_quick_exit(CURL *easy) {
+    // CURLOPT_QUICK_EXIT (7.87.0), by number where the header lacks it: a
+    // resolver thread still looking up a name at the deadline or a
+    // cancellation is detached, not joined, so the call ends on time.
+    if (version_num < 0x075700) return CURLE_OK;
+    return curl.easy_setopt(easy, (CURLoption)(CURLOPTTYPE_LONG + 322), 1L);
 }
 
 CURLcode ccurl_easy_getinfo_long(CURL *easy, CURLINFO info, long *value) {

@@ -67,9 +67,10 @@ public final class CurlClient: Sendable {
         try Self.validate(request, for: endpoint)
         if cancellation?.isCancelled == true { throw .cancelled }
         if let why = ccurl_load() { throw .invalidRequest(String(cString: why)) }
-        guard let easy = ccurl_easy_init() else { throw .invalidRequest("libcurl could not make a handle") }
-        defer { ccurl_easy_cleanup(easy) }
         let transfer = Transfer(bodyLimit: bodyLimit, cancellation: cancellation, body: request.body)
+        guard let easy = ccurl_easy_init() else { throw .invalidRequest("libcurl could not make a handle") }
+        // The transfer (its buffers, the error buffer) outlives the handle.
+        defer { ccurl_easy_cleanup(easy); withExtendedLifetime(transfer) {} }
         var headers: UnsafeMutablePointer<curl_slist>? = nil
         defer { ccurl_slist_free_all(headers) }
         for line in Self.headerLines(request) {
@@ -88,9 +89,12 @@ public final class CurlClient: Sendable {
         // close_notify as the end, so anyone on the path could cut the
         // answer short unseen. MagicBell frames its answers; one that does
         // not is refused, as the client before libcurl refused it.
+        // (A Transfer-Encoding whose last coding is not chunked runs to the
+        // close too, RFC 9112 §6.3.)
+        let chunked = transfer.fields.value(named: "transfer-encoding")?.split(separator: ",").last
+            .map { $0.trimmingBlanks().lowercased() == "chunked" } ?? false
         if endpoint.secure, version == CURL_HTTP_VERSION_1_0 || version == CURL_HTTP_VERSION_1_1,
-           !transfer.received.isEmpty, transfer.fields.value(named: "content-length") == nil,
-           transfer.fields.value(named: "transfer-encoding") == nil {
+           !transfer.received.isEmpty, transfer.fields.value(named: "content-length") == nil, !chunked {
             throw .dropped("the answer's body ran to the close, which over TLS can be cut short unseen")
         }
         return HTTPResponseMessage(status: status, fields: transfer.fields, body: transfer.received)
@@ -110,13 +114,23 @@ public final class CurlClient: Sendable {
             ccurl_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1),
             ccurl_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, milliseconds),
             ccurl_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, milliseconds),
-            ccurl_easy_setopt_string(easy, CURLOPT_PROXY, proxy.url),
+            // Plain http is loopback only: never through a proxy, where the
+            // project token would cross the network in the clear.
+            ccurl_easy_setopt_string(easy, CURLOPT_PROXY, endpoint.secure ? proxy.url : ""),
             ccurl_easy_setopt_string(easy, CURLOPT_NOPROXY, proxy.exceptions),
+            // The credentials apart from the URL, which libcurl quotes in some errors.
+            ccurl_easy_setopt_string(easy, CURLOPT_PROXYUSERNAME, proxy.user),
+            ccurl_easy_setopt_string(easy, CURLOPT_PROXYPASSWORD, proxy.password),
             ccurl_easy_setopt_string(easy, CURLOPT_CAINFO, trust.file),
             ccurl_easy_setopt_string(easy, CURLOPT_CAPATH, trust.directory),
             ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYPEER, 1),
             ccurl_easy_setopt_long(easy, CURLOPT_SSL_VERIFYHOST, 2),
-            ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS),
+            // HTTP/2 where offered, but for a POST (below).
+            ccurl_easy_setopt_long(easy, CURLOPT_HTTP_VERSION,
+                                   request.method == "POST" || request.method == "PATCH" ? CURL_HTTP_VERSION_1_1 : CURL_HTTP_VERSION_2TLS),
+            // A lookup still running at the deadline or a cancellation is
+            // left to its thread instead of waited for (7.87+).
+            ccurl_easy_quick_exit(easy),
             ccurl_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers),
             ccurl_easy_setopt_pointer(easy, CURLOPT_ERRORBUFFER, transfer.errorBuffer),
             ccurl_easy_setopt_write_function(easy, CURLOPT_WRITEFUNCTION, receiveBody),
@@ -143,7 +157,9 @@ public final class CurlClient: Sendable {
         if request.method == "POST" || request.method == "PATCH" {
             // Never re-sent: libcurl retries a request whose reused connection
             // died before the answer, so this one never uses a kept connection,
-            // and its own is not kept for another call.
+            // and its own is not kept for another call. (It also re-sends one
+            // whose HTTP/2 stream was reset with HTTP_1_1_REQUIRED: a POST
+            // goes over HTTP/1.1, above.)
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FRESH_CONNECT, 1))
             codes.append(ccurl_easy_setopt_long(easy, CURLOPT_FORBID_REUSE, 1))
         }
@@ -195,6 +211,8 @@ public final class CurlClient: Sendable {
             return .cancelled
         case CURLE_WRITE_ERROR where transfer.tooLarge:
             return .tooLarge(limit: transfer.bodyLimit)
+        case CURLE_WRITE_ERROR where transfer.headerTooLarge:
+            return .malformed("the answer's header is larger than \(Transfer.headerLimit) bytes")
         case CURLE_COULDNT_RESOLVE_HOST:
             return .unreachable("host not found")
         case CURLE_COULDNT_CONNECT:
@@ -226,8 +244,10 @@ public final class CurlClient: Sendable {
         let isValue: (UInt8) -> Bool = { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
         guard !request.method.isEmpty, request.method.utf8.allSatisfy(isToken),
               request.target.first == "/", request.target.utf8.allSatisfy(isToken),
-              // An internationalized name is UTF-8: libcurl turns it into punycode (IDNA 2008).
-              !endpoint.host.isEmpty, endpoint.host.utf8.allSatisfy({ isToken($0) || $0 >= 0x80 }),
+              // Host-name and IP-literal characters only (no "@", "/", "?", "#",
+              // which would move the host in the URL libcurl parses); an
+              // internationalized name is UTF-8, which libcurl turns into punycode.
+              !endpoint.host.isEmpty, endpoint.host.utf8.allSatisfy(Self.isHostByte),
               (1...65535).contains(endpoint.port),
               request.fields.allSatisfy({ !$0.name.isEmpty && $0.name.utf8.allSatisfy(isToken) && $0.value.utf8.allSatisfy(isValue) })
         else { throw .invalidRequest("a request line or header field holds a character HTTP does not allow") }
@@ -239,18 +259,75 @@ public final class CurlClient: Sendable {
 
     static let ownFields = ["host", "content-length", "transfer-encoding", "connection"]
 
+    static func isHostByte(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+            || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+            || byte == UInt8(ascii: ":") || byte >= 0x80
+    }
+
     /// The request's own fields, for CURLOPT_HTTPHEADER, and `Expect:` (no
     /// value) so that libcurl never waits for a 100 Continue on a body.
     static func headerLines(_ request: HTTPRequestMessage) -> [String] {
         // "Name;" is libcurl's way to send a field with an empty value.
+        // And `Content-Type:` (none) unless the caller gave one: libcurl would
+        // label a POST's body application/x-www-form-urlencoded.
         request.fields.map { $0.value.isEmpty ? "\($0.name);" : "\($0.name): \($0.value)" } + ["Expect:"]
+            + (request.fields.value(named: "content-type") == nil ? ["Content-Type:"] : [])
     }
 }
 
-/// The proxy settings, as libcurl's options take them: "" is none.
+/// The proxy settings, as libcurl's options take them: "" is none. The
+/// credentials are apart from the URL.
 struct Proxy: Sendable {
     let url: String
     let exceptions: String
+    let user: String?
+    let password: String?
+
+    init(url: String, exceptions: String) {
+        self.exceptions = exceptions
+        // scheme://user:password@host:port → the URL without "user:password@".
+        let schemeEnd = url.firstIndex(of: ":").flatMap { colon in
+            url[colon...].hasPrefix("://") ? url.index(colon, offsetBy: 3) : nil
+        }
+        guard let schemeEnd, let at = url[schemeEnd...].lastIndex(of: "@") else {
+            self.url = url
+            user = nil
+            password = nil
+            return
+        }
+        let userinfo = url[schemeEnd..<at]
+        let colon = userinfo.firstIndex(of: ":")
+        user = Self.decoded(userinfo[..<(colon ?? userinfo.endIndex)])
+        password = colon.map { Self.decoded(userinfo[userinfo.index(after: $0)...]) }
+        self.url = String(url[..<schemeEnd]) + url[url.index(after: at)...]
+    }
+
+    /// Userinfo is percent-encoded in a URL (RFC 3986 §3.2.1); libcurl's
+    /// options take it as is.
+    private static func decoded(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var index = text.utf8.startIndex
+        while index < text.utf8.endIndex {
+            let byte = text.utf8[index]
+            if byte == UInt8(ascii: "%"), let high = text.utf8.index(index, offsetBy: 1, limitedBy: text.utf8.endIndex),
+               let low = text.utf8.index(index, offsetBy: 2, limitedBy: text.utf8.endIndex), low < text.utf8.endIndex,
+               let value = UInt8(String(decoding: [text.utf8[high], text.utf8[low]], as: UTF8.self), radix: 16) {
+                bytes.append(value)
+                index = text.utf8.index(after: low)
+            } else {
+                bytes.append(byte)
+                index = text.utf8.index(after: index)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension Substring {
+    func trimmingBlanks() -> String {
+        String(String(drop { $0 == " " || $0 == "\t" }.reversed()).drop { $0 == " " || $0 == "\t" }.reversed())
+    }
 }
 
 /// libcurl's share handle, made at the first call (making it loads

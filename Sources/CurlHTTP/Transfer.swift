@@ -9,6 +9,11 @@ final class Transfer {
     private(set) var received: [UInt8] = []
     private(set) var fields: [HTTPField] = []
     private(set) var tooLarge = false
+    /// All of an answer's header lines, a proxy's CONNECT answer's
+    /// included, are at most this long (libcurl caps them only from 8.3).
+    static let headerLimit = 64 * 1024
+    private var headerBytes = 0
+    private(set) var headerTooLarge = false
     /// Set just before libcurl sends the request: from then on MagicBell
     /// may act on it, and a cancellation no longer stops the call.
     fileprivate(set) var sent = false
@@ -58,19 +63,28 @@ final class Transfer {
     /// One header line as libcurl hands it over (CRLF included). A status
     /// line starts the fields again: only the final answer's are kept (not
     /// a 100 Continue's, nor a proxy's CONNECT answer's).
-    fileprivate func appendHeader(_ line: UnsafeRawBufferPointer) {
+    fileprivate func appendHeader(_ line: UnsafeRawBufferPointer) -> Bool {
+        headerBytes += line.count
+        guard headerBytes <= Self.headerLimit else {
+            headerTooLarge = true
+            return false
+        }
         var bytes = line[...]
         while let last = bytes.last, last == 0x0A || last == 0x0D { bytes = bytes.dropLast() }
         if bytes.starts(with: Array("HTTP/".utf8)) {
+            // A new answer (after a 1xx, a CONNECT, or libcurl sending the
+            // request again): nothing of an earlier one is kept.
             fields = []
-            return
+            received = []
+            return true
         }
-        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return }
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return true }
         let name = String(decoding: bytes[..<colon], as: UTF8.self)
         var value = bytes[(colon + 1)...]
         while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
         while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
         fields.append(HTTPField(name: name, value: String(decoding: value, as: UTF8.self)))
+        return true
     }
 }
 
@@ -87,8 +101,7 @@ let receiveBody: curl_write_callback = { data, size, count, context in
 let receiveHeader: curl_write_callback = { data, size, count, context in
     guard let context, let data else { return 0 }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-    transfer.appendHeader(UnsafeRawBufferPointer(start: data, count: size * count))
-    return size * count
+    return transfer.appendHeader(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
 }
 
 /// CURLOPT_PREREQFUNCTION: the connection is up and the request about to be
@@ -96,7 +109,10 @@ let receiveHeader: curl_write_callback = { data, size, count, context in
 let aboutToSend: curl_prereq_callback = { context, _, _, _, _ in
     guard let context else { return CURL_PREREQFUNC_OK }
     let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-    if transfer.cancellation?.isCancelled == true { return CURL_PREREQFUNC_ABORT }
+    // Once sent, always sent: libcurl may send it again (a dead kept
+    // connection, a REFUSED_STREAM), and a cancellation must not then
+    // hide an answer MagicBell may have acted on.
+    if !transfer.sent && transfer.cancellation?.isCancelled == true { return CURL_PREREQFUNC_ABORT }
     transfer.sent = true
     return CURL_PREREQFUNC_OK
 }

@@ -127,6 +127,12 @@ final class ScriptedServer: @unchecked Sendable {
             #expect(throws: ExchangeFailure.self) { try CurlClient().exchange(request, with: endpoint, timeout: 5, bodyLimit: 1024) }
         }
         #expect(throws: ExchangeFailure.self) { try CurlClient().exchange(Self.get("/a b"), with: endpoint, timeout: 5, bodyLimit: 1024) }
+        // A host that would move in the URL libcurl parses (user@host, a path) is never sent to.
+        for host in ["127.0.0.1@evil.example", "127.0.0.1/x", "127.0.0.1?x", "127.0.0.1#x"] {
+            #expect(throws: ExchangeFailure.self) {
+                try CurlClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: host, port: server.port), timeout: 5, bodyLimit: 1024)
+            }
+        }
         #expect(server.requests().isEmpty)
     }
 
@@ -208,6 +214,13 @@ final class ScriptedServer: @unchecked Sendable {
         #expect(throws: ExchangeFailure.dropped("the connection closed before an answer")) {
             try CurlClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: drop.port), timeout: 2, bodyLimit: 1024)
         }
+        // A header without end (libcurl caps it only from 8.3): refused at 64 KiB.
+        let endless = try ScriptedServer([["send": "HTTP/1.1 200 OK\r\n" + String(repeating: "X-Filler: \(String(repeating: "y", count: 990))\r\n", count: 70)
+                                                   + "Content-Length: 2\r\n\r\nok"]])
+        let headerFailure = #expect(throws: ExchangeFailure.self) {
+            try CurlClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: endless.port), timeout: 5, bodyLimit: 1024)
+        }
+        guard case .malformed = headerFailure else { Issue.record("\(String(describing: headerFailure))"); return }
         let big = try ScriptedServer([["send": "HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "x", count: 5000)]])
         #expect(throws: ExchangeFailure.tooLarge(limit: 4096)) {
             try CurlClient().exchange(Self.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: big.port), timeout: 2, bodyLimit: 4096)
@@ -281,6 +294,11 @@ final class ScriptedServer: @unchecked Sendable {
             try trusting.exchange(Self.get(), with: HTTPEndpoint(secure: true, host: "localhost", port: unframed.port), timeout: 5, bodyLimit: 1024)
         }
         guard case .dropped = cut else { Issue.record("not a drop: \(String(describing: cut))"); return }
+        // A coding other than chunked runs to the close too (RFC 9112 §6.3).
+        let coded = try ScriptedServer([["send": "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\npartial"]], tls: good)
+        #expect(throws: ExchangeFailure.self) {
+            try trusting.exchange(Self.get(), with: HTTPEndpoint(secure: true, host: "localhost", port: coded.port), timeout: 5, bodyLimit: 1024)
+        }
         // A plain HTTP server on an https endpoint is a TLS failure, not an answer.
         let plain = try ScriptedServer([["at_once": true], ["send": "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"]])
         let failure = #expect(throws: ExchangeFailure.self) {
@@ -310,7 +328,100 @@ final class ScriptedServer: @unchecked Sendable {
         let excepted = CurlClient(caFile: certificate.certificate, proxy: "http://127.0.0.1:9", noProxy: "localhost,127.0.0.1")
         #expect(try excepted.exchange(ClientTests.get(), with: endpoint, timeout: 5, bodyLimit: 1024).status == 200)
         #expect(proxy.tunnels.count == 2, "only the two proxied calls went through it: \(proxy.tunnels)")
+        // Plain http is loopback only, and never goes through the proxy.
+        let plain = try ScriptedServer(ClientTests.ok)
+        #expect(try proxied.exchange(ClientTests.get(), with: HTTPEndpoint(secure: false, host: "127.0.0.1", port: plain.port),
+                                     timeout: 5, bodyLimit: 1024).status == 200)
+        #expect(proxy.requests.count == 2, "\(proxy.requests)")
+    }
+
+    /// Credentials in the proxy URL (percent-encoded, RFC 3986 §3.2.1) reach
+    /// the proxy, and never an error message: libcurl quotes the proxy
+    /// string in some, so they are passed to it apart.
+    @Test func proxyCredentialsWorkAndStayOutOfErrors() throws {
+        let certificate = try TestCertificates.make("IP:127.0.0.1")
+        let server = try ScriptedServer(ClientTests.ok, tls: certificate)
+        // (tinyproxy takes letters, digits and "-._" in a password.)
+        let proxy = try ConnectProxy(user: "ops", password: "pa55-w0rd")
+        let endpoint = HTTPEndpoint(secure: true, host: "127.0.0.1", port: server.port)
+        let authenticated = CurlClient(caFile: certificate.certificate, proxy: "http://ops:pa55%2Dw0rd@127.0.0.1:\(proxy.port)")
+        #expect(try authenticated.exchange(ClientTests.get(), with: endpoint, timeout: 5, bodyLimit: 1024).status == 200)
+        let wrong = CurlClient(caFile: certificate.certificate, proxy: "http://ops:wrong-pa55@127.0.0.1:\(proxy.port)")
+        #expect(throws: ExchangeFailure.self) { try wrong.exchange(ClientTests.get(), with: endpoint, timeout: 5, bodyLimit: 1024) }
+        for url in ["http://ops:s3cret-pa55@127.0.0.1:9", "http://ops:s3cret-pa55@no-such-proxy.invalid:3128"] {
+            do {
+                _ = try CurlClient(caFile: certificate.certificate, proxy: url).exchange(ClientTests.get(), with: endpoint, timeout: 5, bodyLimit: 1024)
+                Issue.record("answered through a dead proxy")
+            } catch {
+                #expect(!"\(error)".contains("s3cret-pa55"), "\(error)")
+            }
+        }
         // (That libcurl never reads https_proxy itself: CGIModeTests, with the variable in a CGI request's environment.)
+    }
+}
+
+/// Issue 21: HTTP/2 where MagicBell offers it, its calls on one kept
+/// connection. Debian's nginx terminates TLS with h2 in front of a scripted
+/// HTTP/1.1 peer, and logs each request's protocol and connection.
+@Suite struct HTTP2Tests {
+    @Test func callsGoOverHTTP2OnOneConnectionWhenOffered() throws {
+        let certificate = try TestCertificates.make("IP:127.0.0.1")
+        let backend = try ScriptedServer([["keep_alive": true], ["send": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"]])
+        let prefix = FileManager.default.temporaryDirectory.appendingPathComponent("h2-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: prefix) }
+        let port = try ConnectProxy.freePort()
+        try """
+        daemon off;
+        master_process off;
+        error_log \(prefix)/error.log;
+        pid \(prefix)/nginx.pid;
+        events {}
+        http {
+            log_format protocol '$server_protocol $connection $request_method';
+            access_log \(prefix)/access.log protocol;
+            server {
+                listen 127.0.0.1:\(port) ssl http2;
+                ssl_certificate \(certificate.certificate);
+                ssl_certificate_key \(certificate.key);
+                location / {
+                    proxy_pass http://127.0.0.1:\(backend.port);
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                }
+            }
+        }
+        """.write(toFile: prefix + "/nginx.conf", atomically: true, encoding: .utf8)
+        let nginx = Process()
+        nginx.executableURL = URL(fileURLWithPath: "/usr/sbin/nginx")
+        nginx.arguments = ["-p", prefix, "-c", prefix + "/nginx.conf"]
+        nginx.standardError = FileHandle.nullDevice
+        try nginx.run()
+        // SIGKILL: the test process's blocked signals are nginx's too.
+        defer { kill(nginx.processIdentifier, SIGKILL); nginx.waitUntilExit() }
+        #expect(waitUntil { ConnectProxy.accepts(port) }, "nginx did not start")
+
+        let client = CurlClient(caFile: certificate.certificate)
+        let endpoint = HTTPEndpoint(secure: true, host: "127.0.0.1", port: port)
+        for _ in 0..<3 {
+            let answer = try client.exchange(ClientTests.get(), with: endpoint, timeout: 5, bodyLimit: 1024)
+            #expect(answer.status == 200 && answer.body == Array("ok".utf8))
+        }
+        let post = HTTPRequestMessage(method: "POST", target: "/v2/jwt/project", fields: [], body: Array("{}".utf8))
+        #expect(try client.exchange(post, with: endpoint, timeout: 5, bodyLimit: 1024).status == 200)
+        let lines = ((try? String(contentsOfFile: prefix + "/access.log", encoding: .utf8)) ?? "").split(separator: "\n")
+        let gets = lines.filter { $0.hasSuffix(" GET") }
+        #expect(gets.count == 3 && gets.allSatisfy { $0.hasPrefix("HTTP/2.0 ") }, "\(lines)")
+        #expect(Set(gets.map { $0.split(separator: " ")[1] }).count == 1, "the GETs on one connection: \(lines)")
+        // A POST goes over HTTP/1.1 on a connection of its own: libcurl
+        // re-sends a request whose HTTP/2 stream was reset with
+        // HTTP_1_1_REQUIRED, and a create must be sent once.
+        #expect(lines.last?.hasPrefix("HTTP/1.1 ") == true && lines.last?.hasSuffix(" POST") == true, "\(lines)")
+    }
+
+    func waitUntil(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<200 { if condition() { return true }; usleep(25_000) }
+        return false
     }
 }
 

@@ -88,11 +88,22 @@ import TestSupport
         let direct = try cgi(Self.listProjectTokens(fake).merging(planted) { $1 })
         #expect(direct.status == 200, "a proxy variable of the request was used: \(direct.body)")
 
+        // Plain http (loopback only) never goes through a proxy, even one set.
+        let plain = try cgi(Self.listProjectTokens(fake).merging(["MAGICBELL_HTTPS_PROXY": dead]) { $1 })
+        #expect(plain.status == 200, "\(plain.body)")
+
+        // MagicBell over https: through the server-set proxy, a CONNECT tunnel.
+        let certificate = try TestCertificates.make("IP:127.0.0.1")
+        let secure = try FakeMagicBell(tls: certificate)
         let proxy = try ConnectProxy()
-        let proxied = try cgi(Self.listProjectTokens(fake).merging(["MAGICBELL_HTTPS_PROXY": proxy.url]) { $1 })
+        var environment = Self.listProjectTokens(secure).merging(planted) { $1 }
+        environment["SSL_CERT_FILE"] = certificate.certificate
+        environment["MAGICBELL_HTTPS_PROXY"] = proxy.url
+        let proxied = try cgi(environment)
         #expect(proxied.status == 200, "\(proxied.body)")
-        #expect(proxy.requests.contains { $0.hasPrefix("GET http://127.0.0.1:\(fake.port)/v2/jwt/project") }, "\(proxy.requests)")
-        let refused = try cgi(Self.listProjectTokens(fake).merging(["MAGICBELL_HTTPS_PROXY": dead]) { $1 })
+        #expect(proxy.tunnels == ["127.0.0.1:\(secure.port)"], "\(proxy.requests)")
+        environment["MAGICBELL_HTTPS_PROXY"] = dead
+        let refused = try cgi(environment)
         #expect(refused.status == 502 && refused.errorCode == "upstream_unreachable", "\(refused.body)")
     }
 

@@ -10,7 +10,8 @@ public final class ConnectProxy: @unchecked Sendable {
     let logFile: String
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    public init() throws {
+    /// `user` and `password`: tinyproxy's BasicAuth, asked of every client.
+    public init(user: String? = nil, password: String? = nil) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("proxy-\(UUID().uuidString)").path
         logFile = base + ".log"
         port = try Self.freePort()
@@ -25,6 +26,7 @@ public final class ConnectProxy: @unchecked Sendable {
         MaxClients 16
         User nobody
         Group nogroup
+        \(user.map { "BasicAuth \($0) \(password ?? "")" } ?? "")
 
         """.write(toFile: base + ".conf", atomically: true, encoding: .utf8)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/tinyproxy")
@@ -61,7 +63,7 @@ public final class ConnectProxy: @unchecked Sendable {
         requests.filter { $0.hasPrefix("CONNECT ") }.map { String($0.dropFirst(8)) }
     }
 
-    static func accepts(_ port: Int) -> Bool {
+    public static func accepts(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: in_port_t(UInt16(port).bigEndian),
@@ -71,7 +73,7 @@ public final class ConnectProxy: @unchecked Sendable {
         }
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0,

@@ -34,6 +34,8 @@ CURLcode ccurl_easy_setopt_prereq_function(CURL *easy, curl_prereq_callback func
 /// http and https only, for the request and any redirect (never followed
 /// anyway): CURLOPT_PROTOCOLS_STR from 7.85, CURLOPT_PROTOCOLS before.
 CURLcode ccurl_easy_http_only(CURL *easy);
+/// CURLOPT_QUICK_EXIT where the loaded libcurl has it (7.87+); else nothing.
+CURLcode ccurl_easy_quick_exit(CURL *easy);
 CURLcode ccurl_easy_getinfo_long(CURL *easy, CURLINFO info, long *value);
 const char *ccurl_easy_strerror(CURLcode code);
 
