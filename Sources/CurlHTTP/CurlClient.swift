@@ -1,4 +1,5 @@
 import CCurl
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -69,7 +70,8 @@ public final class CurlClient: Sendable {
         if let why = ccurl_load() { throw .invalidRequest(String(cString: why)) }
         let transfer = Transfer(bodyLimit: bodyLimit, cancellation: cancellation, body: request.body)
         guard let easy = ccurl_easy_init() else { throw .invalidRequest("libcurl could not make a handle") }
-        // The transfer (its buffers, the error buffer) outlives the handle.
+        // The transfer (its buffers, the error buffer, the callbacks' context)
+        // outlives the handle.
         defer { ccurl_easy_cleanup(easy); withExtendedLifetime(transfer) {} }
         var headers: UnsafeMutablePointer<curl_slist>? = nil
         defer { ccurl_slist_free_all(headers) }
@@ -77,10 +79,8 @@ public final class CurlClient: Sendable {
             guard let appended = ccurl_slist_append(headers, line) else { throw .invalidRequest("out of memory") }
             headers = appended
         }
-        try withExtendedLifetime(transfer) { () throws(ExchangeFailure) in
-            try configure(easy, for: request, at: endpoint, timeout: timeout, headers: headers, transfer: transfer)
-            try Self.run(easy, transfer: transfer, keepConnections: share != nil)
-        }
+        try configure(easy, for: request, at: endpoint, timeout: timeout, headers: headers, transfer: transfer)
+        try Self.run(easy, transfer: transfer, keepConnections: share != nil)
         var status = 0, version = 0
         ccurl_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
         ccurl_easy_getinfo_long(easy, CURLINFO_HTTP_VERSION, &version)
@@ -286,41 +286,21 @@ struct Proxy: Sendable {
 
     init(url: String, exceptions: String) {
         self.exceptions = exceptions
-        // scheme://user:password@host:port → the URL without "user:password@".
-        let schemeEnd = url.firstIndex(of: ":").flatMap { colon in
-            url[colon...].hasPrefix("://") ? url.index(colon, offsetBy: 3) : nil
-        }
-        guard let schemeEnd, let at = url[schemeEnd...].lastIndex(of: "@") else {
+        // scheme://user:password@host:port → the URL without its userinfo,
+        // and the userinfo percent-decoded (RFC 3986 §3.2.1), as libcurl's
+        // options take it.
+        guard var components = URLComponents(string: url), components.user != nil || components.password != nil,
+              let user = components.user else {
             self.url = url
             user = nil
             password = nil
             return
         }
-        let userinfo = url[schemeEnd..<at]
-        let colon = userinfo.firstIndex(of: ":")
-        user = Self.decoded(userinfo[..<(colon ?? userinfo.endIndex)])
-        password = colon.map { Self.decoded(userinfo[userinfo.index(after: $0)...]) }
-        self.url = String(url[..<schemeEnd]) + url[url.index(after: at)...]
-    }
-
-    /// Userinfo is percent-encoded in a URL (RFC 3986 §3.2.1); libcurl's
-    /// options take it as is.
-    private static func decoded(_ text: Substring) -> String {
-        var bytes: [UInt8] = []
-        var index = text.utf8.startIndex
-        while index < text.utf8.endIndex {
-            let byte = text.utf8[index]
-            if byte == UInt8(ascii: "%"), let high = text.utf8.index(index, offsetBy: 1, limitedBy: text.utf8.endIndex),
-               let low = text.utf8.index(index, offsetBy: 2, limitedBy: text.utf8.endIndex), low < text.utf8.endIndex,
-               let value = UInt8(String(decoding: [text.utf8[high], text.utf8[low]], as: UTF8.self), radix: 16) {
-                bytes.append(value)
-                index = text.utf8.index(after: low)
-            } else {
-                bytes.append(byte)
-                index = text.utf8.index(after: index)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        self.user = user
+        password = components.password
+        components.user = nil
+        components.password = nil
+        self.url = components.string ?? url
     }
 }
 

@@ -120,10 +120,10 @@ public struct Configuration: Sendable {
         if let text = environment["MAGICBELL_API_URL"] {
             apiURL = try Self.parseAPIURL(text)
         }
-        if let (name, value) = Self.firstSet(["MAGICBELL_HTTPS_PROXY"] + Self.standardProxyVariables.prefix(2), in: environment) {
+        if let (name, value) = Self.firstSet(["MAGICBELL_HTTPS_PROXY"] + Self.standardHTTPSProxyVariables, in: environment) {
             httpsProxy = (try Self.parseProxy(value, name), name)
         }
-        if let (name, value) = Self.firstSet(["MAGICBELL_NO_PROXY"] + Self.standardProxyVariables.suffix(2), in: environment) {
+        if let (name, value) = Self.firstSet(["MAGICBELL_NO_PROXY"] + Self.standardNoProxyVariables, in: environment) {
             noProxy = (try Self.parseNoProxy(value, name), name)
         }
         if let seconds = try Self.number(environment["MAGICBELL_UPSTREAM_TIMEOUT"], "MAGICBELL_UPSTREAM_TIMEOUT",
@@ -177,9 +177,7 @@ public struct Configuration: Sendable {
             defer { entry += 1 }
             // The prefix first: a CGI token request skips every other variable at its first bytes.
             let ours = strncmp(pointer, "MAGICBELL_", 10) == 0
-            guard ours || (standardProxy && (pointer.pointee == 0x48 || pointer.pointee == 0x68 || pointer.pointee == 0x4E
-                                              || pointer.pointee == 0x6E)) else { continue }
-            guard let equals = strchr(pointer, 0x3D) else { continue }
+            guard ours || standardProxy, let equals = strchr(pointer, 0x3D) else { continue }
             let name = String(decoding: UnsafeRawBufferPointer(start: pointer, count: equals - pointer), as: UTF8.self)
             guard ours || standardProxyVariables.contains(name) else { continue }
             variables[name] = String(cString: equals + 1)
@@ -187,9 +185,11 @@ public struct Configuration: Sendable {
         return variables
     }
 
-    /// The standard proxy variables `serve` and `check-config` take up, in
-    /// the order they are looked at (curl reads the lowercase one first).
-    public static let standardProxyVariables = ["https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"]
+    /// The standard proxy variables `serve` and `check-config` take up, each
+    /// list in the order it is looked at (curl reads the lowercase one first).
+    static let standardHTTPSProxyVariables = ["https_proxy", "HTTPS_PROXY"]
+    static let standardNoProxyVariables = ["no_proxy", "NO_PROXY"]
+    public static let standardProxyVariables = standardHTTPSProxyVariables + standardNoProxyVariables
 
     /// The first of `names` set to something in `environment`.
     static func firstSet(_ names: [String], in environment: [String: String]) -> (name: String, value: String)? {
