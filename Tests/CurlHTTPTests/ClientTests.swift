@@ -370,7 +370,7 @@ final class ScriptedServer: @unchecked Sendable {
         let prefix = FileManager.default.temporaryDirectory.appendingPathComponent("h2-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: prefix) }
-        let port = try ConnectProxy.freePort()
+        let port = Int(try Loopback.freePort())
         try """
         daemon off;
         master_process off;
@@ -399,7 +399,7 @@ final class ScriptedServer: @unchecked Sendable {
         try nginx.run()
         // SIGKILL: the test process's blocked signals are nginx's too.
         defer { kill(nginx.processIdentifier, SIGKILL); nginx.waitUntilExit() }
-        #expect(waitUntil { ConnectProxy.accepts(port) }, "nginx did not start")
+        #expect(waitUntil { Loopback.accepts(port) }, "nginx did not start")
 
         let client = CurlClient(caFile: certificate.certificate)
         let endpoint = HTTPEndpoint(secure: true, host: "127.0.0.1", port: port)

@@ -14,7 +14,7 @@ public final class ConnectProxy: @unchecked Sendable {
     public init(user: String? = nil, password: String? = nil) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("proxy-\(UUID().uuidString)").path
         logFile = base + ".log"
-        port = try Self.freePort()
+        port = Int(try Loopback.freePort())
         // No ConnectPort line: CONNECT to any port (the fakes' ports are random).
         try """
         Port \(port)
@@ -36,7 +36,7 @@ public final class ConnectProxy: @unchecked Sendable {
         try process.run()
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if Self.accepts(port) { return }
+            if Loopback.accepts(port) { return }
             usleep(20_000)
         }
         throw CocoaError(.featureUnsupported, userInfo: [NSDebugDescriptionErrorKey: "tinyproxy did not start: \(log)"])
@@ -62,7 +62,32 @@ public final class ConnectProxy: @unchecked Sendable {
     public var tunnels: [String] {
         requests.filter { $0.hasPrefix("CONNECT ") }.map { String($0.dropFirst(8)) }
     }
+}
 
+/// Loopback TCP helpers shared by every test target.
+public enum Loopback {
+    public struct Failure: Error, CustomStringConvertible { public let description: String }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    public static func freePort() throws -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                guard bind(fd, $0, length) == 0, getsockname(fd, $0, &length) == 0 else {
+                    throw Failure(description: "bind: \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
     public static func accepts(_ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -71,18 +96,5 @@ public final class ConnectProxy: @unchecked Sendable {
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
-    }
-
-    public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in(sin_family: sa_family_t(AF_INET), sin_port: 0,
-                                  sin_addr: in_addr(s_addr: inet_addr("127.0.0.1")), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw CocoaError(.featureUnsupported) }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -1,28 +1,13 @@
 import Glibc
 import Foundation
+import TestSupport
 
 /// Small blocking socket helpers for the tests (loopback only).
 enum Sockets {
     struct Failure: Error, CustomStringConvertible { let description: String }
 
     /// A TCP port that was free a moment ago.
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try withUnsafeMutablePointer(to: &address) { pointer in
-            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                guard bind(fd, $0, length) == 0, getsockname(fd, $0, &length) == 0 else {
-                    throw Failure(description: "bind: \(String(cString: strerror(errno)))")
-                }
-            }
-        }
-        return UInt16(bigEndian: address.sin_port)
-    }
+    static func freePort() throws -> UInt16 { try Loopback.freePort() }
 
     static func connectTCP(port: UInt16, timeout: Double = 10) throws -> Int32 {
         var address = sockaddr_in()
