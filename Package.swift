@@ -102,7 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "FastCGIServerTests",
-            dependencies: ["FastCGIServer", "TestSupport"]
+            dependencies: ["FastCGIServer", "CFastCGI", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "IntegrationTests",

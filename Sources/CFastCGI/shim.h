@@ -3,6 +3,8 @@
 // libfcgi's reentrant API only (FCGX_*). fcgi_stdio.h is deliberately not
 // imported: its FCGI_Accept rewrites `environ`, which is not thread-safe.
 #include <fcgiapp.h>
+// The spec's own header: record types, flags and statuses (FCGI enum).
+#include <fastcgi.h>
 
 // The Linux calls the worker pool waits with; Swift's Glibc module leaves them out.
 #include <sys/epoll.h>
@@ -14,21 +16,21 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-// accept4 is a GNU extension the Glibc module does not declare; the worker
-// accepts connections itself, close-on-exec, and hands them to libfcgi.
+// accept4 is a GNU extension the Glibc module does not declare; an event loop
+// accepts connections itself, close-on-exec and non-blocking.
 int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags);
-static inline int mbf_accept_cloexec(int fd) { return accept4(fd, 0, 0, SOCK_CLOEXEC); }
+static inline int mbf_accept_nonblocking(int fd) { return accept4(fd, 0, 0, SOCK_CLOEXEC | SOCK_NONBLOCK); }
 
-// pipe2 and F_SETPIPE_SZ are GNU too: the worker's pipe that feeds libfcgi
-// a checked header block (ConnectionWorker).
-int pipe2(int pipefd[2], int flags);
-static inline int mbf_pipe_cloexec_nonblock(int fds[2]) { return pipe2(fds, 02000000 /* O_CLOEXEC */ | 04000 /* O_NONBLOCK */); }
-static inline int mbf_set_pipe_size(int fd, int size) { return fcntl(fd, 1031 /* F_SETPIPE_SZ */, size); }
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+static inline void mbf_set_tcp_nodelay(int fd) { int on = 1; (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on); }
 
 // pthread_setname_np is GNU: the workers' names, as top(1) and gdb show them.
 #include <pthread.h>
 int pthread_setname_np(pthread_t thread, const char *name);
 static inline int mbf_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+int pthread_getname_np(pthread_t thread, char *name, size_t length);
+static inline int mbf_thread_name(char *name, size_t length) { return pthread_getname_np(pthread_self(), name, length); }
 
 // No core file, and no ptrace by same-uid processes: a crash must never
 // write the secret key to disk. prctl is variadic, which Swift cannot call.

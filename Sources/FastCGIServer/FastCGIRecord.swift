@@ -2,33 +2,37 @@
 #error("magicbell-fcgi runs on Linux: its server waits with epoll, signalfd and eventfd")
 #endif
 
+import CFastCGI
+
 /// The FastCGI wire format (spec §3.3 records, §8 constants;
-/// FastCGI-Archives/fcgi2, doc/fcgi-spec.html).
+/// FastCGI-Archives/fcgi2, doc/fcgi-spec.html), from libfcgi's own
+/// `fastcgi.h`, the spec's header: its values are not written again here.
 enum FCGI {
-    static let version1: UInt8 = 1
-    static let headerLength = 8
+    static let version1 = UInt8(FCGI_VERSION_1)
+    static let headerLength = Int(FCGI_HEADER_LEN)
 
     // Record types (§8).
-    static let beginRequest: UInt8 = 1
-    static let abortRequest: UInt8 = 2
-    static let endRequest: UInt8 = 3
-    static let params: UInt8 = 4
-    static let stdin: UInt8 = 5
-    static let getValues: UInt8 = 9
-    static let getValuesResult: UInt8 = 10
-    static let unknownType: UInt8 = 11
+    static let beginRequest = UInt8(FCGI_BEGIN_REQUEST)
+    static let abortRequest = UInt8(FCGI_ABORT_REQUEST)
+    static let endRequest = UInt8(FCGI_END_REQUEST)
+    static let params = UInt8(FCGI_PARAMS)
+    static let stdin = UInt8(FCGI_STDIN)
+    static let stdout = UInt8(FCGI_STDOUT)
+    static let getValues = UInt8(FCGI_GET_VALUES)
+    static let getValuesResult = UInt8(FCGI_GET_VALUES_RESULT)
+    static let unknownType = UInt8(FCGI_UNKNOWN_TYPE)
 
     /// §5.1: the only role this responder plays.
-    static let responderRole: UInt16 = 1
-    static let keepConnFlag: UInt8 = 1
+    static let responderRole = UInt16(FCGI_RESPONDER)
+    static let keepConnFlag = UInt8(FCGI_KEEP_CONN)
 
     // END_REQUEST protocol statuses (§5.5).
-    static let requestComplete: UInt8 = 0
-    static let cantMultiplex: UInt8 = 1
-    static let unknownRole: UInt8 = 3
+    static let requestComplete = UInt8(FCGI_REQUEST_COMPLETE)
+    static let cantMultiplex = UInt8(FCGI_CANT_MPX_CONN)
+    static let unknownRole = UInt8(FCGI_UNKNOWN_ROLE)
 
     /// The longest a record can be: header, 65535 content bytes, 255 padding.
-    static let maxRecordLength = headerLength + 0xFFFF + 0xFF
+    static let maxRecordLength = headerLength + Int(FCGI_MAX_LENGTH) + 0xFF
 }
 
 /// The fixed 8-byte header of a record (§3.3).

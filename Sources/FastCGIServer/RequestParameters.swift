@@ -1,5 +1,4 @@
 import Glibc
-import CFastCGI
 
 /// Read access to a request's FastCGI params (the CGI environment nginx sends).
 /// Values are raw bytes, valid until the request finishes.
@@ -30,47 +29,103 @@ public protocol RequestBodyReader {
     func readBody(limit: Int) -> RequestBody
 }
 
-/// One accepted libfcgi request, seen by a responder on its worker thread.
-public struct FastCGIRequest: RequestParameters, RequestBodyReader {
-    @usableFromInline let raw: UnsafeMutablePointer<FCGX_Request>
-    /// The whole body, when the request was read record by record; nil when
-    /// libfcgi reads it from the socket.
-    let body: UnsafeBufferPointer<UInt8>?
+/// One request as its connection read it: the PARAMS contents joined (spec
+/// §3.4 name-value pairs), an index of its pairs, and the STDIN contents.
+/// Filled by `Connection` as the records arrive, each record checked by
+/// `RequestIntake` first; its buffers are the connection's, kept across
+/// requests, so a kept connection's next request allocates nothing.
+final class ReceivedRequest {
+    /// Offsets of one pair's name and value in `params`.
+    struct Pair {
+        var nameStart: Int32
+        var nameLength: Int32
+        var valueStart: Int32
+        var valueLength: Int32
+    }
+
+    var params = ByteBuffer()
+    private(set) var pairs: [Pair] = []
+    var body = ByteBuffer()
     /// Answered before its body arrived (`FastCGIResponder.answersBeforeBody`):
     /// a responder that reads the body anyway gets `.incomplete`, never a
     /// body that looks empty.
     var bodyWithheld = false
 
-    @inlinable
-    public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? {
-        // StaticString literals are NUL-terminated, as FCGX_GetParam needs.
-        let value = name.utf8Start.withMemoryRebound(to: CChar.self, capacity: name.utf8CodeUnitCount + 1) {
-            FCGX_GetParam($0, raw.pointee.envp)
+    init() { pairs.reserveCapacity(48) }
+
+    /// Ready for the connection's next request. A buffer that grew past a
+    /// few KiB for one large request is given back.
+    func reset() {
+        params.removeAll(releasingAbove: 16 * 1024)
+        body.removeAll(releasingAbove: 16 * 1024)
+        if pairs.capacity > 256 { pairs = []; pairs.reserveCapacity(48) } else { pairs.removeAll(keepingCapacity: true) }
+        bodyWithheld = false
+    }
+
+    /// The memory it holds.
+    var heldBytes: Int { params.capacity + body.capacity + pairs.capacity * MemoryLayout<Pair>.stride }
+
+    /// Indexes the pairs of `params`, once they are all there. Every length
+    /// was checked as the records came (`PairScanner`): the block ends at a
+    /// pair boundary and no pair is over the header limit.
+    func indexPairs() {
+        pairs.removeAll(keepingCapacity: true)
+        let stream = params.bytes
+        var index = 0
+        func length() -> Int {
+            if stream[index] & 0x80 == 0 {
+                index += 1
+                return Int(stream[index - 1])
+            }
+            defer { index += 4 }
+            return Int(stream[index] & 0x7F) << 24 | Int(stream[index + 1]) << 16 | Int(stream[index + 2]) << 8 | Int(stream[index + 3])
         }
-        guard let value else { return nil }
-        return UnsafeBufferPointer(start: UnsafeRawPointer(value).assumingMemoryBound(to: UInt8.self),
-                                   count: strlen(value))
+        while index < stream.count {
+            let nameLength = length(), valueLength = length()
+            pairs.append(Pair(nameStart: Int32(index), nameLength: Int32(nameLength),
+                              valueStart: Int32(index + nameLength), valueLength: Int32(valueLength)))
+            index += nameLength + valueLength
+        }
+    }
+
+    /// The first pair named exactly `name`, as libfcgi's `FCGX_GetParam`
+    /// finds the first; but a name is compared whole, so a name that holds
+    /// `=` never answers for a shorter one, and a value is given whole, NUL
+    /// bytes and all (libfcgi keeps `name=value` C strings, which cut a
+    /// value at its first NUL): the app sees exactly what the web server sent.
+    func value(of name: StaticString) -> UnsafeBufferPointer<UInt8>? {
+        value(named: UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+    }
+
+    func value(named name: UnsafeRawBufferPointer) -> UnsafeBufferPointer<UInt8>? {
+        let wanted = name.count
+        guard let base = params.base else { return nil }
+        return pairs.withUnsafeBufferPointer { pairs in
+            for pair in pairs where Int(pair.nameLength) == wanted
+                && (wanted == 0 || memcmp(base + Int(pair.nameStart), name.baseAddress!, wanted) == 0) {
+                return UnsafeBufferPointer(start: (base + Int(pair.valueStart)).assumingMemoryBound(to: UInt8.self),
+                                           count: Int(pair.valueLength))
+            }
+            return nil
+        }
     }
 }
 
-extension FastCGIRequest {
+/// One request, seen by a responder: its params and its body, read and
+/// checked by the server. Valid during `FastCGIResponder.respond` only.
+public struct FastCGIRequest: RequestParameters, RequestBodyReader {
+    // unowned(unsafe): a request never outlives the call it is passed to,
+    // and the connection holds its storage meanwhile; no reference counting
+    // on the hot path.
+    unowned(unsafe) let received: ReceivedRequest
+
+    init(_ received: ReceivedRequest) { self.received = received }
+
+    public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? { received.value(of: name) }
+
     public func readBody(limit: Int) -> RequestBody {
-        if bodyWithheld { return .incomplete }
-        if let body {
-            return body.count > limit ? .tooLarge : .complete(Array(body))
-        }
-        var body: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 8192)
-        while body.count <= limit {
-            let want = Int32(min(chunk.count, limit + 1 - body.count))
-            let got = chunk.withUnsafeMutableBufferPointer { buffer in
-                buffer.withMemoryRebound(to: CChar.self) { FCGX_GetStr($0.baseAddress, want, raw.pointee.in) }
-            }
-            if got <= 0 { break }
-            body.append(contentsOf: chunk[..<Int(got)])
-        }
-        if body.count > limit { return .tooLarge }
-        // A short read is the end of stdin only if the stream has no error.
-        return FCGX_GetError(raw.pointee.in) == 0 ? .complete(body) : .incomplete
+        if received.bodyWithheld { return .incomplete }
+        let body = received.body.bytes
+        return body.count > limit ? .tooLarge : .complete(Array(body))
     }
 }

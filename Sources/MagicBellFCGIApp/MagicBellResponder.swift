@@ -70,6 +70,17 @@ public final class MagicBellResponder: FastCGIResponder {
         !(request.param(Route.routeParam)?.equals("admin") ?? false)
     }
 
+    /// The admin route (MagicBell calls; its console and metrics pages
+    /// are rare enough to go along) and, with `MAGICBELL_MINT=api`, the
+    /// token route wait on MagicBell: the server answers them on its
+    /// blocking pool, never on an event loop. Everything else (local
+    /// tokens, health, metrics, refusals) is answered where it was read.
+    public func blocks(_ request: some RequestParameters) -> Bool {
+        if let holder, holder.generation != generation { followReload(holder) }
+        guard let route = request.param(Route.routeParam) else { return false }
+        return route.equals("admin") || (token.mintsOnMagicBell && route.equals("token"))
+    }
+
     /// Unix seconds; `time()` is a vDSO call, no syscall.
     public static let systemClock: @Sendable () -> Int = { Int(time(nil)) }
 

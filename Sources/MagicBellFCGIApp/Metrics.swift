@@ -138,9 +138,11 @@ public final class Metrics: Sendable {
         }
 
         if let activity {
-            family("magicbell_fcgi_workers", "gauge", "Worker threads.")
+            family("magicbell_fcgi_event_loops", "gauge", "Event-loop threads (--event-loops): they read every request and answer tokens, health and metrics.")
+            sample("magicbell_fcgi_event_loops", [], "\(activity.eventLoops)")
+            family("magicbell_fcgi_workers", "gauge", "Blocking-pool threads (--workers): they answer admin calls and MAGICBELL_MINT=api tokens.")
             sample("magicbell_fcgi_workers", [], "\(activity.workers)")
-            family("magicbell_fcgi_workers_busy", "gauge", "Workers handling a request (this scrape included).")
+            family("magicbell_fcgi_workers_busy", "gauge", "Blocking-pool threads handling a request now.")
             sample("magicbell_fcgi_workers_busy", [], "\(activity.busy)")
             family("magicbell_fcgi_fastcgi_refused_total", "counter",
                    "FastCGI connections closed, or requests refused, by reason: peer, limit, malformed, incomplete, unsupported.")
@@ -148,9 +150,9 @@ public final class Metrics: Sendable {
                 sample("magicbell_fcgi_fastcgi_refused_total", [("reason", reason.rawValue)], "\(activity.refusals(reason))")
             }
             family("magicbell_fcgi_fastcgi_requests_total", "counter",
-                   "FastCGI requests handed to the app, by how they came in: peeked (whole, in one look) or read (record by record).")
-            sample("magicbell_fcgi_fastcgi_requests_total", [("intake", "peeked")], "\(activity.peekedRequests)")
-            sample("magicbell_fcgi_fastcgi_requests_total", [("intake", "read")], "\(activity.readRequests)")
+                   "FastCGI requests handed to the app, by the threads that answered them: event_loop or pool.")
+            sample("magicbell_fcgi_fastcgi_requests_total", [("thread", "event_loop")], "\(activity.eventLoopRequests)")
+            sample("magicbell_fcgi_fastcgi_requests_total", [("thread", "pool")], "\(activity.poolRequests)")
         }
         return out
     }

@@ -30,6 +30,9 @@ final class TokenEndpoint {
         }
     }
 
+    /// `MAGICBELL_MINT=api`: each token waits on MagicBell.
+    var mintsOnMagicBell: Bool { api != nil }
+
     /// `user` is the request's checked identity (its method is checked too).
     func respond(to request: MagicBellRequest<some RequestParameters & RequestBodyReader>, for user: UserIdentity,
                  with response: inout HTTPResponse) throws(EndpointError) {

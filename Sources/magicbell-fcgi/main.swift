@@ -86,11 +86,16 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Listen on TCP, e.g. 127.0.0.1:9000 (a port from 1 to 65535).", valueName: "HOST:PORT"))
     var listen: TCPAddress?
 
-    @Option(help: ArgumentHelp("Worker threads (default: 4 per CPU, at least 4; here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
+    @Option(name: .customLong("event-loops"),
+            help: ArgumentHelp("Threads that read every request and answer tokens, health and metrics (default: half the CPUs, at least 1; here \(FastCGIServer.defaultEventLoops)).",
+                               valueName: "N"))
+    var eventLoops: Int = FastCGIServer.defaultEventLoops
+
+    @Option(help: ArgumentHelp("Threads that answer requests which wait on MagicBell: admin calls, MAGICBELL_MINT=api tokens (default: 4 per CPU, at least 4; here \(FastCGIServer.defaultWorkers)).", valueName: "N"))
     var workers: Int = FastCGIServer.defaultWorkers
 
     @Option(name: .customLong("io-timeout"),
-            help: ArgumentHelp("Seconds a worker waits on one read or write of a FastCGI connection (nginx's side).",
+            help: ArgumentHelp("Seconds a FastCGI request may take to arrive whole, and its answer to be taken (nginx's side).",
                                valueName: "SECONDS"))
     var ioTimeout: Double = 10
 
@@ -119,6 +124,9 @@ struct Serve: ParsableCommand {
     func validate() throws {
         if socketPath != nil && listen != nil { throw ValidationError("use either --socket or --listen, not both") }
         try validateWorkers(workers)
+        guard (1...FastCGIServer.maxEventLoops).contains(eventLoops) else {
+            throw ValidationError("--event-loops must be from 1 to \(FastCGIServer.maxEventLoops)")
+        }
         guard ioTimeout >= 0.1 && ioTimeout <= 3600 else { throw ValidationError("--io-timeout must be from 0.1 to 3600 seconds") }
         guard (1...1_000_000).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 1000000") }
         guard idleTimeout >= 1 && idleTimeout <= 86_400 else { throw ValidationError("--idle-timeout must be from 1 to 86400 seconds") }
@@ -142,16 +150,13 @@ struct Serve: ParsableCommand {
         // One line each, at warning: what the journal shows (`journalctl -p warning`).
         for warning in configurationWarnings(environment, configuration) { logger.warning("\(warning)") }
         if !noCoreDumps { logger.warning("could not turn core dumps off (setrlimit or prctl failed)") }
-        let descriptors = FastCGIServer.raiseDescriptorLimit(toHold: maxConnections, workers: workers)
-        if descriptors < maxConnections + 2 * workers + 64 {
+        let descriptors = FastCGIServer.raiseDescriptorLimit(toHold: maxConnections, threads: eventLoops + workers)
+        if descriptors < maxConnections + 2 * (eventLoops + workers) + 64 {
             logger.warning("the descriptor limit is below what --max-connections needs; raise LimitNOFILE",
                            metadata: ["limit": .stringConvertible(descriptors), "max_connections": .stringConvertible(maxConnections)])
         }
-        if workers == 1 && configuration.projectToken != nil {
-            logger.warning("with --workers 1, an admin call waiting on MagicBell holds up token requests")
-        }
         // Counters live as long as the process, across reloads.
-        let activity = WorkerActivity(workers: workers)
+        let activity = WorkerActivity(eventLoops: eventLoops, workers: workers)
         let metrics = Metrics(activity: activity)
         let holder = ContextHolder(AppContext(configuration: configuration, logger: logger, workers: workers, metrics: metrics))
         let workers = self.workers
@@ -180,7 +185,7 @@ struct Serve: ParsableCommand {
         }
         do {
             let socket = try ListenSocket.open(address)
-            let server = try FastCGIServer(socket: socket, options: .init(workers: workers, ioTimeout: ioTimeout,
+            let server = try FastCGIServer(socket: socket, options: .init(eventLoops: eventLoops, workers: workers, ioTimeout: ioTimeout,
                                                                               maxConnections: maxConnections, idleTimeout: idleTimeout, peers: peers), logger: logger,
                                          activity: activity) {
                 try MagicBellResponder(holder: holder)

@@ -36,13 +36,11 @@ import TestSupport
         #expect(samples[#"magicbell_fcgi_upstream_request_duration_seconds_count{operation="fetchProjectTokens"}"#] == nil,
                 "a refused call never reached MagicBell")
         #expect(samples["magicbell_fcgi_workers"] == 4)
-        #expect(samples["magicbell_fcgi_workers_busy"] == 1, "the scrape itself")
-        // nginx sends a request whole: served from one look at the socket
-        // (only the POST's body may come in a second write).
-        let peeked = samples[#"magicbell_fcgi_fastcgi_requests_total{intake="peeked"}"#] ?? 0
-        let read = samples[#"magicbell_fcgi_fastcgi_requests_total{intake="read"}"#] ?? 0
-        #expect(peeked + read == 7, "3 tokens, the 405, 2 admin calls and this scrape")
-        #expect(peeked >= 6)
+        #expect(samples["magicbell_fcgi_event_loops"] == Double(max(1, ProcessInfo.processInfo.activeProcessorCount / 2)), "half the CPUs by default")
+        #expect(samples["magicbell_fcgi_workers_busy"] == 1, "the scrape itself: the admin route is answered on the pool")
+        // Tokens and their refusals on the event loops; admin calls (this scrape too) on the pool.
+        #expect(samples[#"magicbell_fcgi_fastcgi_requests_total{thread="event_loop"}"#] == 4, "3 tokens and the 405")
+        #expect(samples[#"magicbell_fcgi_fastcgi_requests_total{thread="pool"}"#] == 3, "2 admin calls and this scrape")
         usleep(100_000)
         #expect(stack.auditLines.count == auditedBefore, "a successful scrape is not an audited action")
 
@@ -129,9 +127,9 @@ import TestSupport
         // `stat -L /proc/self/fd/2`: the file the shell's (and so serve's) stderr is.
         let named = stderrIsTheJournal ? "/proc/self/fd/2" : other
         let script = #"JOURNAL_STREAM=$(stat -L -c %d:%i "$1") exec "$0" serve --socket "$2" --workers 1"#
-        // --workers 1 with a project token: one warning at start.
+        // A misspelt variable: one warning at start.
         let child = try Child("/bin/sh", ["-c", script, Project.binary, named, socket],
-                              environment: Responder.environment(["MAGICBELL_PROJECT_TOKEN": Canary.secret("project-token")]),
+                              environment: Responder.environment(["MAGICBELL_SECERT_KEY": "x"]),
                               stderrPath: scratch.file("responder.log"))
         defer { child.stop() }
         #expect(Sockets.waitUntil { (try? Sockets.connectUnix(path: socket)).map { close($0); return true } ?? false })
@@ -140,7 +138,7 @@ import TestSupport
         let lines = child.stderr.split(separator: "\n").map(String.init)
         #expect(lines.count >= 3, "\(lines)")
         let listening = try #require(lines.first { $0.contains(#""message":"listening""#) })
-        let warning = try #require(lines.first { $0.contains("--workers 1") })
+        let warning = try #require(lines.first { $0.contains("did you mean MAGICBELL_SECRET_KEY") })
         if stderrIsTheJournal {
             #expect(lines.allSatisfy { $0.range(of: #"^<[2-7]>\{"time":""#, options: .regularExpression) != nil }, "\(lines)")
             #expect(listening.hasPrefix("<6>") && warning.hasPrefix("<4>"))

@@ -80,7 +80,7 @@ import TestSupport
     }
 
     @Test func everyFamilyHasHelpAndTypeAndEverySampleLineIsWellFormed() throws {
-        let metrics = Metrics(activity: WorkerActivity(workers: 3))
+        let metrics = Metrics(activity: WorkerActivity(eventLoops: 2, workers: 3))
         metrics.countAdmin(operation: "metrics", status: 200)
         let text = metrics.render()
         #expect(text.hasSuffix("\n"))
@@ -95,7 +95,7 @@ import TestSupport
             #expect(typed.contains(family), "\(name) has a # TYPE line before it")
         }
         let samples = prometheusSamples(text)
-        #expect(samples["magicbell_fcgi_workers"] == 3 && samples["magicbell_fcgi_workers_busy"] == 0)
+        #expect(samples["magicbell_fcgi_event_loops"] == 2 && samples["magicbell_fcgi_workers"] == 3 && samples["magicbell_fcgi_workers_busy"] == 0)
         #expect(samples[#"magicbell_fcgi_build_info{version="\#(MagicBellFCGIVersion.current)",commit="\#(MagicBellFCGIVersion.commit)"}"#] == 1)
     }
 }

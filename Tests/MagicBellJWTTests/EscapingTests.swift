@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MagicBellJWT
+import TestSupport
 
 /// The claims JSON must be valid JSON for every identity, keep its value, and
 /// encode to a payload that `atob()` accepts (no base64url `-` or `_`).

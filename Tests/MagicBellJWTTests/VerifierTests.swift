@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import MagicBellJWT
+import TestSupport
 
 @Suite struct VerifierTests {
     let now = 1_700_000_100
