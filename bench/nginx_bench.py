@@ -10,6 +10,7 @@ import secrets
 import shutil
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,31 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def context_switches(pid):
+    """Voluntary and involuntary switches of all the process's threads: a
+    thread that sleeps and is woken per request shows here."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            for line in open(f"/proc/{pid}/task/{task}/status"):
+                if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def mirror_snippets(conf, name, upstream):
+    """The project's snippets, copied to conf/NAME/ with the location at
+    /NAME/magicbell-token and the upstream renamed to UPSTREAM."""
+    os.makedirs(os.path.join(conf, name))
+    for snippet in ("magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-token-auth.conf"):
+        text = open(os.path.join(conf, "snippets", snippet)).read()
+        text = (text.replace("magicbell_fcgi", upstream).replace("snippets/", f"{name}/")
+                .replace("location = /magicbell-token", f"location = /{name}/magicbell-token"))
+        open(os.path.join(conf, name, snippet), "w").write(text)
+
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -108,18 +134,68 @@ def wrk(url, duration, connections):
     return result
 
 
+def hanging_admin(args, base, work, fake_port, store, medians, paths):
+    """Token p99 while N admin calls hang on MagicBell, for each build: N
+    FastCGI admin requests sent straight to its socket, held while wrk
+    loads its token route through nginx, in interleaved rounds."""
+    import ssl
+    context = ssl.create_default_context(capath=store)
+    def control(path, body=None):
+        request = urllib.request.Request(f"https://127.0.0.1:{fake_port}/_fake/{path}", data=body,
+                                         headers={"Content-Type": "application/json"} if body else {})
+        return json.loads(urllib.request.urlopen(request, context=context).read())
+    control("misbehave", json.dumps({"mode": "hang", "count": -1}).encode())
+    admin = {"MAGICBELL_ROUTE": "admin", "REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/jwt/project",
+             "REQUEST_URI": "/magicbell-admin/jwt/project", "MAGICBELL_USER_EXTERNAL_ID": "bench"}
+    body = b"".join(bytes([len(k), len(v)]) + k.encode() + v.encode() for k, v in admin.items())
+    def record(kind, content):
+        return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+    held = []
+    for name in paths:
+        sock_path = os.path.join(work, "run", "fcgi.sock" if name == "responder" else f"{name}.sock")
+        for _ in range(args.hanging_admin):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(sock_path)
+            s.sendall(record(1, struct.pack(">HB5x", 1, 1)) + record(4, body) + record(4, b"") + record(5, b""))
+            held.append(s)
+    wanted = args.hanging_admin * len(paths)
+    wait_for(lambda: len(control("requests")) >= wanted, f"{wanted} hanging admin calls", timeout=20)
+    loaded = {name: [] for name in paths}
+    for round_ in range(args.rounds):
+        for name, path in paths.items():
+            result = wrk(base + path, args.duration, args.connections)
+            loaded[name].append(result)
+            print(f"bench: hanging round {round_ + 1} {name:9} {result['rps']:10.0f} req/s  p99 {result['p99']:.2f} ms  "
+                  f"errors {result['errors']}", file=sys.stderr)
+    print(f"\ntoken p99 with {args.hanging_admin} admin calls hanging on MagicBell (medians of {args.rounds} rounds) "
+          f"against the rounds above:")
+    for name in paths:
+        p99 = statistics.median(r["p99"] for r in loaded[name])
+        rps = statistics.median(r["rps"] for r in loaded[name])
+        print(f"  {name}: p99 {p99:.2f} ms against {medians[name]['p99']:.2f} ms idle ({p99 / medians[name]['p99']:.2f}x); "
+              f"{rps:,.0f} req/s against {medians[name]['rps']:,.0f}")
+    for s in held:
+        s.close()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=0, help="responder workers (default: its own default)")
+    parser.add_argument("--workers", type=int, default=0, help="responder pool threads (default: its own default)")
+    parser.add_argument("--event-loops", type=int, default=0, help="responder event loops (default: its own default)")
     parser.add_argument("--keepalive", type=int, default=32,
                         help="nginx's idle FastCGI connections to the responder, as in nginx/magicbell-upstream.conf "
                              "(default 32; 0 turns keep-alive off)")
     parser.add_argument("--baseline", help="another magicbell-fcgi (e.g. the build before a change), served through the "
                         "same snippets at /baseline/magicbell-token and loaded in the same interleaved rounds")
+    parser.add_argument("--hanging-admin", type=int, default=0, metavar="N",
+                        help="then load the token route again with N admin calls hanging on a fake MagicBell "
+                             "(this build and the baseline), and compare its p99 with the rounds above")
+    parser.add_argument("--reference", help="bench/fcgi-reference.c built: a C libfcgi responder, served through the same "
+                        "snippets at /c/magicbell-token, one thread per kept connection")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="magicbell-bench.")
@@ -128,7 +204,13 @@ def main():
     for key in ("MAGICBELL_SECRET_KEY_FILE", "MAGICBELL_PROJECT_TOKEN", "MAGICBELL_PROJECT_TOKEN_FILE", "MAGICBELL_MINT"):
         env.pop(key, None)
     procs = []
+    fake = None
     try:
+        if args.hanging_admin:
+            from upstream_bench import fake_magicbell
+            fake, fake_port, project_token, store = fake_magicbell(work)
+            env.update(MAGICBELL_PROJECT_TOKEN=project_token, MAGICBELL_API_URL=f"https://127.0.0.1:{fake_port}/v2",
+                       SSL_CERT_DIR=store, MAGICBELL_UPSTREAM_TIMEOUT="120")
         # The identity a site's auth would set; fixed here so only minting is measured.
         auth = ('fastcgi_param MAGICBELL_USER_EXTERNAL_ID "usr_l70vln";\n'
                 'fastcgi_param MAGICBELL_USER_EMAIL "person@example.com";\n')
@@ -138,7 +220,8 @@ def main():
         shutil.copy(os.path.join(ROOT, "bench", "njs-mint.js"), os.path.join(conf, "njs-mint.js"))
 
         responder, socket_path = start_responder(args.binary, work, env,
-                                                 ["--workers", str(args.workers)] if args.workers else [])
+                                                 (["--workers", str(args.workers)] if args.workers else [])
+                                                 + (["--event-loops", str(args.event_loops)] if args.event_loops else []))
         procs.append(responder)
         baseline_location = ""
         if args.baseline:
@@ -146,14 +229,19 @@ def main():
                                                         ["--workers", str(args.workers)] if args.workers else [], name="baseline")
             procs.append(baseline)
             # The same snippets, pointed at the baseline's upstream and path.
-            os.makedirs(os.path.join(conf, "baseline"))
-            for name in ("magicbell-token.conf", "magicbell-fastcgi.conf", "magicbell-token-auth.conf"):
-                text = open(os.path.join(conf, "snippets", name)).read()
-                text = (text.replace("magicbell_fcgi", "magicbell_baseline").replace("snippets/", "baseline/")
-                        .replace("location = /magicbell-token", "location = /baseline/magicbell-token"))
-                open(os.path.join(conf, "baseline", name), "w").write(text)
+            mirror_snippets(conf, "baseline", "magicbell_baseline")
             baseline_location = (f"upstream magicbell_baseline {{ server unix:{baseline_socket}; "
                                  f"{f'keepalive {args.keepalive};' if args.keepalive else ''} }}")
+        reference_location = ""
+        if args.reference:
+            reference_socket = os.path.join(work, "run", "reference.sock")
+            reference = subprocess.Popen([args.reference, reference_socket, str(max(args.keepalive, 8))], env=env,
+                                         stderr=open(os.path.join(work, "logs", "reference.log"), "w"))
+            procs.append(reference)
+            wait_for(lambda: os.path.exists(reference_socket), "the C reference")
+            mirror_snippets(conf, "c", "magicbell_reference")
+            reference_location = (f"upstream magicbell_reference {{ server unix:{reference_socket}; "
+                                  f"{f'keepalive {args.keepalive};' if args.keepalive else ''} }}")
 
         port = free_port()
         # A token-sized body for the ceiling: the responder's answer is about 330 bytes.
@@ -176,12 +264,14 @@ http {{
     js_import mint from njs-mint.js;
     upstream magicbell_fcgi {{ server unix:{socket_path}; {f"keepalive {args.keepalive};" if args.keepalive else ""} }}
     {baseline_location}
+    {reference_location}
     server {{
         listen 127.0.0.1:{port};
         location = /static {{ default_type application/json; add_header Cache-Control no-store; return 200 '{body}'; }}
         location = /njs/magicbell-token {{ js_content mint.mint; }}
         include snippets/magicbell-token.conf;
         {"include baseline/magicbell-token.conf;" if args.baseline else ""}
+        {"include c/magicbell-token.conf;" if args.reference else ""}
     }}
 }}
 """)
@@ -208,15 +298,23 @@ http {{
             servers["baseline"] = baseline
             answer = urllib.request.urlopen(base + "/baseline/magicbell-token").read()
             assert jwt.decode(json.loads(answer)["token"], secret, algorithms=["HS256"])["user_external_id"] == "usr_l70vln"
+        if args.reference:
+            targets.insert(2, ("reference", "/c/magicbell-token"))
+            servers["reference"] = reference
+            answer = urllib.request.urlopen(base + "/c/magicbell-token").read()
+            assert jwt.decode(json.loads(answer)["token"], secret, algorithms=["HS256"])["user_external_id"] == "usr_l70vln"
         results = {name: [] for name, _ in targets}
         cpus = {name: [] for name in servers}
+        switches = {name: [] for name in servers}
         cpu = cpus["responder"]
         for round_ in range(args.rounds):
             for name, path in targets:
                 before = cpu_seconds(servers[name].pid) if name in servers else 0
+                switched = context_switches(servers[name].pid) if name in servers else 0
                 result = wrk(base + path, args.duration, args.connections)
                 if name in servers:
                     cpus[name].append((cpu_seconds(servers[name].pid) - before) * 1e6 / max(1, result["requests"]))
+                    switches[name].append((context_switches(servers[name].pid) - switched) / max(1, result["requests"]))
                 results[name].append(result)
                 print(f"bench: round {round_ + 1} {name:9} {result['rps']:10.0f} req/s  p50 {result['p50']:.2f} ms  "
                       f"p99 {result['p99']:.2f} ms  errors {result['errors']}", file=sys.stderr)
@@ -225,26 +323,35 @@ http {{
         med = {name: {k: statistics.median(r[k] for r in runs) for k in ("rps", "p50", "p99")} for name, runs in results.items()}
         errors = {name: sum(r["errors"] for r in runs) for name, runs in results.items()}
         print(f"\nnginx-bench {datetime.date.today()}: nginx 1 worker, wrk -t1 -c{args.connections} -d{args.duration}s, "
-              f"{args.rounds} interleaved rounds, medians; responder workers: {args.workers or 'default'}, "
+              f"{args.rounds} interleaved rounds, medians; responder event loops: {args.event_loops or 'default'}, "
+              f"workers: {args.workers or 'default'}, "
               f"FastCGI keep-alive: {args.keepalive or 'off'}")
-        print("| what | req/s | p50 | p99 | errors |")
-        print("|---|---:|---:|---:|---:|")
+        print("| what | req/s | p50 | p99 | errors | CPU per request | context switches per request |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         labels = {"static": "(a) nginx `return 200`, same-size body", "njs": "(b) njs minting in nginx",
-                  "responder": "(c) magicbell-fcgi via the snippet", "baseline": "(d) the --baseline build, same snippets"}
+                  "reference": "(e) C libfcgi responder, same snippets", "responder": "(c) magicbell-fcgi via the snippet",
+                  "baseline": "(d) the --baseline build, same snippets"}
         for name, _ in targets:
             m = med[name]
-            print(f"| {labels[name]} | {m['rps']:,.0f} | {m['p50']:.2f} ms | {m['p99']:.2f} ms | {errors[name]} |")
+            own = (f"{statistics.median(cpus[name]):.1f} µs | {statistics.median(switches[name]):.2f}"
+                   if name in servers else "| ")
+            print(f"| {labels[name]} | {m['rps']:,.0f} | {m['p50']:.2f} ms | {m['p99']:.2f} ms | {errors[name]} | {own} |")
         c, a, b = med["responder"], med["static"], med["njs"]
         print(f"\n(c)/(a) req/s {c['rps'] / a['rps']:.2f}   (c)/(b) req/s {c['rps'] / b['rps']:.2f}   "
               f"(c)/(b) p99 {c['p99'] / b['p99']:.2f}")
         print(f"responder CPU per request: {statistics.median(cpu):.1f} µs (median of rounds); "
               f"RSS before {rss_before / 1024:.1f} MB, after {rss_after / 1024:.1f} MB")
+        if args.hanging_admin:
+            hanging_admin(args, base, work, fake_port, store, med,
+                          {name: path for name, path in targets if name in ("responder", "baseline")})
         if args.baseline:
             before_cpu, after_cpu = statistics.median(cpus["baseline"]), statistics.median(cpu)
             print(f"baseline CPU per request: {before_cpu:.1f} µs; this build {after_cpu:.1f} µs: "
                   f"{after_cpu - before_cpu:+.1f} µs (rounds: baseline {', '.join(f'{c:.1f}' for c in cpus['baseline'])}; "
                   f"this build {', '.join(f'{c:.1f}' for c in cpu)})")
     finally:
+        if fake:
+            fake.kill()
         stop_all(procs, work)
 
 

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Heap allocations per token request, counted by valgrind: `serve` (a
+release binary, stripped: valgrind 3.19 cannot read the toolchain's DWARF 5)
+answers N nginx-style token requests on one kept FastCGI connection, for two
+values of N; the difference of the totals, divided by the difference of N,
+is what one more request allocates. Start-up and the first requests (the
+buffers growing to their size) cancel out.
+
+    alloc_count.py BINARY [N1 N2] [--max PER_REQUEST]
+
+Exits 1 when a request allocates more than --max (default: none given, so
+it only reports).
+"""
+import argparse, os, re, secrets, shutil, socket, struct, subprocess, sys, tempfile, time
+
+# What nginx sends for /magicbell-token through the project's snippets (29 params).
+PARAMS = {
+    "QUERY_STRING": "", "REQUEST_METHOD": "GET", "CONTENT_TYPE": "", "CONTENT_LENGTH": "",
+    "SCRIPT_NAME": "/magicbell-token", "REQUEST_URI": "/magicbell-token", "DOCUMENT_URI": "/magicbell-token",
+    "DOCUMENT_ROOT": "/usr/share/nginx/html", "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_SCHEME": "http",
+    "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_SOFTWARE": "nginx/1.22.1", "REMOTE_ADDR": "127.0.0.1",
+    "REMOTE_PORT": "41234", "REMOTE_USER": "alice", "SERVER_ADDR": "127.0.0.1", "SERVER_PORT": "8080",
+    "SERVER_NAME": "localhost", "REDIRECT_STATUS": "200", "HTTP_HOST": "127.0.0.1:8080",
+    "HTTP_USER_AGENT": "wrk", "HTTP_ACCEPT": "*/*", "REQUEST_ID": "0123456789abcdef0123456789abcdef",
+    "MAGICBELL_ROUTE": "token", "MAGICBELL_USER_EXTERNAL_ID": "usr_l70vln", "MAGICBELL_USER_EMAIL": "person@example.com",
+    "HTTP_CACHE_CONTROL": "", "HTTP_IF_NONE_MATCH": "", "HTTP_IF_MODIFIED_SINCE": "",
+}
+
+
+def request():
+    def length(n):
+        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+    body = b"".join(length(len(k)) + length(len(v)) + k.encode() + v.encode() for k, v in PARAMS.items())
+    def record(kind, content):
+        return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+    return record(1, struct.pack(">HB5x", 1, 1)) + record(4, body) + record(4, b"") + record(5, b"")
+
+
+def drive(path, count):
+    """Sends `count` token requests on one kept connection, each answered before the next."""
+    whole = request()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        buffer = b""
+        for i in range(count):
+            s.sendall(whole)
+            while True:
+                while len(buffer) < 8:
+                    buffer += s.recv(65536)
+                kind, length, padding = buffer[1], struct.unpack(">H", buffer[4:6])[0], buffer[6]
+                while len(buffer) < 8 + length + padding:
+                    buffer += s.recv(65536)
+                content, buffer = buffer[8:8 + length], buffer[8 + length + padding:]
+                if kind == 6 and i == 0 and content and not content.startswith(b"Status: 200"):
+                    sys.exit(f"alloc-count: not a token: {content[:200]!r}")
+                if kind == 3:
+                    break
+
+
+def allocations(binary, count, work):
+    sock = os.path.join(work, f"s{count}.sock")
+    log = os.path.join(work, f"valgrind-{count}.log")
+    env = dict(os.environ, MAGICBELL_API_KEY="pk_alloc_count", MAGICBELL_SECRET_KEY=secrets.token_hex(32))
+    for key in ("MAGICBELL_SECRET_KEY_FILE", "MAGICBELL_PROJECT_TOKEN", "MAGICBELL_PROJECT_TOKEN_FILE", "MAGICBELL_MINT"):
+        env.pop(key, None)
+    server = subprocess.Popen(["valgrind", "--tool=memcheck", "--leak-check=no", f"--log-file={log}", binary, "serve",
+                               "--socket", sock, "--log-level", "warning"], env=env)
+    for _ in range(600):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    else:
+        sys.exit("alloc-count: the responder did not start under valgrind")
+    drive(sock, count)
+    server.terminate()
+    server.wait(timeout=60)
+    found = re.search(r"total heap usage: ([\d,]+) allocs, [\d,]+ frees, ([\d,]+) bytes allocated", open(log).read())
+    if not found:
+        sys.exit(f"alloc-count: no heap summary in {log}:\n{open(log).read()[-2000:]}")
+    return int(found.group(1).replace(",", "")), int(found.group(2).replace(",", ""))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("binary")
+    parser.add_argument("counts", nargs="*", type=int, default=[1000, 3000])
+    parser.add_argument("--max", type=float, default=None, help="fail above this many allocations per request")
+    args = parser.parse_args()
+    low, high = args.counts if len(args.counts) == 2 else (1000, 3000)
+    work = tempfile.mkdtemp(prefix="alloc-count.")
+    try:
+        stripped = os.path.join(work, "magicbell-fcgi")
+        subprocess.run(["strip", "-o", stripped, args.binary], check=True)
+        (a1, b1), (a2, b2) = allocations(stripped, low, work), allocations(stripped, high, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    per_request, bytes_per_request = (a2 - a1) / (high - low), (b2 - b1) / (high - low)
+    print(f"alloc-count: {low} requests: {a1:,} allocations ({b1:,} bytes); {high}: {a2:,} ({b2:,} bytes); "
+          f"per token request: {per_request:.2f} allocations, {bytes_per_request:,.0f} bytes")
+    if args.max is not None and per_request > args.max:
+        sys.exit(f"alloc-count: {per_request:.2f} allocations per token request, over {args.max}")
+
+
+if __name__ == "__main__":
+    main()
