@@ -90,8 +90,8 @@ static void load(void) {
     version_text = info->version;
     // CURLOPT_NOSIGNAL leaves SIGPIPE to the process: a write to a closed
     // connection (libcurl before 7.87 writes TLS with plain write()) must be
-    // an error, never the end of a CGI process. serve's libfcgi has set a
-    // handler already; a disposition someone chose is kept.
+    // an error, never the end of a CGI process. serve ignores it from its
+    // start already; a disposition someone chose is kept.
     struct sigaction current;
     if (sigaction(SIGPIPE, NULL, &current) == 0 && current.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
     // Once, before any handle, as libcurl asks (not thread-safe before 7.84).

@@ -67,6 +67,10 @@ final class BlockingPool: @unchecked Sendable {
         if head == jobs.count {
             jobs.removeAll(keepingCapacity: true)
             head = 0
+        } else if head >= 64 && head * 2 >= jobs.count {
+            // A queue that never empties is compacted, not grown for ever.
+            jobs.removeFirst(head)
+            head = 0
         }
         return job
     }

@@ -51,6 +51,9 @@ final class Connection {
     var asked = false
     /// Close once `output` is written.
     var closeWhenWritten = false
+    /// In its loop's runnable list: whole records wait their turn in
+    /// `carry`, and nothing more is read from the socket meanwhile.
+    var queued = false
     /// Bytes counted against the server's budget for requests still arriving.
     var held = 0
     /// Its place in its loop's list of connections.
@@ -72,6 +75,7 @@ final class Connection {
         sent = 0
         asked = false
         closeWhenWritten = false
+        queued = false
         held = 0
     }
 

@@ -39,6 +39,8 @@ final class EventLoop: @unchecked Sendable {
     private var spare: [Connection] = []
     /// Connections with whole records in their carry to take without a read.
     private var runnable: [Connection] = []
+    /// The runnable list being run (swapped, so that running it can queue again).
+    private var running: [Connection] = []
     private var suspended = 0
     private var stopping = false
     private var acceptPaused = false
@@ -190,14 +192,25 @@ final class EventLoop: @unchecked Sendable {
     /// Connections open on this loop, and requests of theirs on the pool.
     var connectionCount: Int { connections.count }
     var suspendedCount: Int { suspended }
+    /// Bytes its connections carry (read, not yet taken).
+    var carriedBytes: Int { connections.reduce(0) { $0 + $1.carry.count } }
 
     // MARK: Reading
 
+    /// Reads what the connection has, a few reads at most per wake (the
+    /// other connections of this loop get their turn), and nothing while
+    /// whole records already wait their turn in its carry: a peer that sends
+    /// faster than it is served is held back by its socket, not buffered here.
     private func read(_ connection: Connection, _ now: Double) {
-        while true {
+        var reads = 0
+        while !connection.queued && reads < 4 {
             let got = recv(connection.fd, scratch.baseAddress, scratch.count, Int32(MSG_DONTWAIT))
             if got > 0 {
-                guard take(connection, UnsafeRawBufferPointer(rebasing: scratch[..<got]), now) else { return }
+                reads += 1
+                guard take(connection, UnsafeRawBufferPointer(rebasing: scratch[..<got]), now) else {
+                    if connection.fd >= 0 && connection.state == .writing { account(connection, now) }
+                    return
+                }
                 // A short read took everything there was: the set says when there is more.
                 if got < scratch.count { return ranDry(connection, now) }
                 continue
@@ -208,48 +221,55 @@ final class EventLoop: @unchecked Sendable {
             if error == EAGAIN || error == EWOULDBLOCK { return ranDry(connection, now) }
             return refuse(connection, .incomplete, "read failed: \(String(cString: strerror(error)))")
         }
+        account(connection, now)
     }
 
     /// Takes `bytes` (behind what the connection carries), serving each
     /// request as it is whole. Returns whether the connection is still
     /// this loop's to read: not closed, suspended, or waiting to write.
     private func take(_ connection: Connection, _ bytes: UnsafeRawBufferPointer, _ now: Double) -> Bool {
-        if connection.carry.isEmpty {
-            var offset = 0
-            let keep = takeRecords(connection, bytes, &offset, now)
-            if offset < bytes.count && connection.fd >= 0 {
-                connection.carry.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
-            }
-            return keep && settle(connection, now)
+        guard connection.carry.isEmpty else {
+            connection.carry.append(bytes)
+            return takeCarried(connection, now)
         }
-        connection.carry.append(bytes)
-        return takeCarried(connection, now)
+        var offset = 0
+        let outcome = takeRecords(connection, bytes, &offset, now)
+        if offset < bytes.count && connection.fd >= 0 {
+            connection.carry.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+        }
+        return settle(connection, outcome, now)
     }
 
     /// Takes the records the connection carries.
     private func takeCarried(_ connection: Connection, _ now: Double) -> Bool {
         var offset = 0
         // The carry is read in place: while it is, nothing appends to it.
-        let keep = takeRecords(connection, connection.carry.bytes, &offset, now)
+        let outcome = takeRecords(connection, connection.carry.bytes, &offset, now)
         if connection.fd >= 0 { connection.carry.removeFirst(offset) }
-        return keep && settle(connection, now)
+        return settle(connection, outcome, now)
+    }
+
+    /// How taking records ended.
+    private enum Taken {
+        /// The connection is still this loop's to read (its answers to write).
+        case open
+        /// Its request is whole and goes to the pool (once the rest is carried).
+        case blocking
+        /// Closed.
+        case closed
     }
 
     /// The records of `bytes` from `offset`: serves requests, queues
-    /// answers, stops at a record not whole, a request handed to the pool,
-    /// a full output or the end of the connection.
-    private func takeRecords(_ connection: Connection, _ bytes: UnsafeRawBufferPointer, _ offset: inout Int, _ now: Double) -> Bool {
+    /// answers, stops at a record not whole, a request for the pool,
+    /// a turn's worth of answers, or the end of the connection.
+    private func takeRecords(_ connection: Connection, _ bytes: UnsafeRawBufferPointer, _ offset: inout Int, _ now: Double) -> Taken {
         var served = 0
         while true {
             switch connection.take(bytes, from: &offset, now: now, ioTimeout: server.options.ioTimeout) {
             case .needMore:
-                return true
+                return .open
             case .request:
-                if connection.held > 0 { release(connection) }
-                if answerer.responder.blocks(FastCGIRequest(connection.received)) {
-                    suspend(connection)
-                    return false
-                }
+                if answerer.responder.blocks(FastCGIRequest(connection.received)) { return .blocking }
                 activity.countServed(index)
                 answerer.answer(connection)
                 connection.finishRequest()
@@ -258,39 +278,52 @@ final class EventLoop: @unchecked Sendable {
                 // A peer that sends requests back to back without reading
                 // its answers gets them in turns: the rest waits its turn.
                 if connection.closeWhenWritten || served >= 16 || connection.output.count >= 256 * 1024 {
-                    if !connection.closeWhenWritten && offset < bytes.count { runnable.append(connection) }
-                    return true
+                    if !connection.closeWhenWritten && offset < bytes.count { enqueue(connection) }
+                    return .open
                 }
             case .refused(let warning):
                 server.refusals.record(.unsupported, warning)
-                if connection.closeWhenWritten { return true }
+                if connection.closeWhenWritten { return .open }
             case .aborted(let id):
                 server.logger.info("the web server aborted a request", metadata: ["fastcgi_request_id": .stringConvertible(id)])
-                if !connection.intake.keepConnection { connection.closeWhenWritten = true; return true }
+                if !connection.intake.keepConnection { connection.closeWhenWritten = true; return .open }
             case .close:
                 connection.closeWhenWritten = true
-                return true
+                return .open
             case .invalid(let reason):
                 refuse(connection, .malformed, reason)
-                return false
+                return .closed
             }
         }
     }
 
     private var activity: WorkerActivity { server.activity }
 
-    /// After taking records: writes what was answered; false when the
-    /// connection is no longer this loop's to read.
-    private func settle(_ connection: Connection, _ now: Double) -> Bool {
-        if !connection.output.isEmpty || connection.closeWhenWritten { return write(connection, now) }
-        return true
+    /// After taking records (the rest carried): hands a blocking request to
+    /// the pool, what it holds counted against the budget while it waits
+    /// there (it has no deadline on the pool: the app bounds each call to
+    /// MagicBell); or writes what was answered. False when the connection
+    /// is no longer this loop's to read.
+    private func settle(_ connection: Connection, _ outcome: Taken, _ now: Double) -> Bool {
+        switch outcome {
+        case .closed:
+            return false
+        case .blocking:
+            account(connection, now)
+            if connection.fd >= 0 { suspend(connection) }
+            return false
+        case .open:
+            if !connection.output.isEmpty || connection.closeWhenWritten { return write(connection, now) }
+            return true
+        }
     }
 
     /// The connection has nothing more for now. Between requests it waits;
     /// a request whose params are whole may be answered before its body;
     /// a request still arriving is held within the budget.
     private func ranDry(_ connection: Connection, _ now: Double) {
-        guard connection.fd >= 0, connection.state == .reading, connection.isMidRequest else { return }
+        guard connection.fd >= 0, connection.state == .reading else { return }
+        guard connection.isMidRequest else { return account(connection, now) }
         if connection.intake.phase == .stdin && !connection.asked {
             connection.asked = true
             let request = FastCGIRequest(connection.received)
@@ -303,18 +336,30 @@ final class EventLoop: @unchecked Sendable {
                 guard write(connection, now) else { return }
             }
         }
-        hold(connection)
+        account(connection, now)
     }
 
-    /// Counts what a request still arriving holds against the server's budget.
-    private func hold(_ connection: Connection) {
-        let now = connection.received.heldBytes + connection.carry.capacity
-        let change = now - connection.held
+    /// After taking records: counts what a request under way (arriving,
+    /// carried, or on the pool) holds against the server's budget, and
+    /// gives a connection that is idle again the idle deadline (after an
+    /// abort, management records, or the end of a body answered early).
+    private func account(_ connection: Connection, _ now: Double) {
+        guard connection.fd >= 0 else { return }
+        let busy = connection.isMidRequest || connection.state == .suspended
+        if !busy && connection.state == .reading { connection.deadline = now + server.options.idleTimeout }
+        let wanted = busy ? connection.received.heldBytes + connection.carry.capacity : 0
+        let change = wanted - connection.held
         guard change != 0 else { return }
-        connection.held = now
+        connection.held = wanted
         if server.heldBytes.add(change, ordering: .relaxed).newValue > server.options.maxHeldBytes && change > 0 {
             refuse(connection, .limit, "requests still arriving hold over \(server.options.maxHeldBytes) bytes")
         }
+    }
+
+    private func enqueue(_ connection: Connection) {
+        guard !connection.queued else { return }
+        connection.queued = true
+        runnable.append(connection)
     }
 
     private func release(_ connection: Connection) {
@@ -339,11 +384,13 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func runRunnable(_ now: Double) {
-        let batch = runnable
-        runnable.removeAll(keepingCapacity: true)
-        for connection in batch where connection.fd >= 0 && connection.state == .reading {
-            if takeCarried(connection, now) && connection.isMidRequest { ranDry(connection, now) }
+        swap(&runnable, &running)
+        for connection in running {
+            connection.queued = false
+            guard connection.fd >= 0, connection.state == .reading else { continue }
+            if takeCarried(connection, now) { ranDry(connection, now) }
         }
+        running.removeAll(keepingCapacity: true)
     }
 
     // MARK: Writing
@@ -377,13 +424,14 @@ final class EventLoop: @unchecked Sendable {
         }
         if connection.state == .writing {
             connection.state = .reading
-            connection.deadline = now + (connection.isMidRequest ? server.options.ioTimeout : server.options.idleTimeout)
+            // A request under way keeps its own deadline.
+            if !connection.isMidRequest { connection.deadline = now + server.options.idleTimeout }
             guard watch(connection, EPOLLIN.rawValue, EPOLL_CTL_MOD) else {
                 discard(connection)
                 return false
             }
             // Records that waited while the answer was written.
-            if !connection.carry.isEmpty { runnable.append(connection) }
+            if !connection.carry.isEmpty { enqueue(connection) }
         }
         return true
     }
@@ -418,11 +466,13 @@ final class EventLoop: @unchecked Sendable {
             connection.finishRequest()
             connection.state = .reading
             connection.deadline = now + server.options.idleTimeout
+            account(connection, now)
+            guard connection.fd >= 0 else { continue }
             guard watch(connection, EPOLLIN.rawValue, EPOLL_CTL_ADD) else {
                 discard(connection)
                 continue
             }
-            if write(connection, now) && !connection.carry.isEmpty { runnable.append(connection) }
+            if write(connection, now) && !connection.carry.isEmpty { enqueue(connection) }
         }
     }
 

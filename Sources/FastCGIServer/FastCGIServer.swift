@@ -209,6 +209,10 @@ public final class FastCGIServer: @unchecked Sendable {
     /// lets in-flight requests finish, removes the socket file it created and
     /// returns. SIGHUP calls `onHangup` when given.
     public func run(onHangup: (() -> Void)? = nil) throws {
+        // Every socket write says MSG_NOSIGNAL; this covers the rest (a log
+        // line to a closed pipe, libcurl's TLS writes before 7.87): a peer
+        // that went away is an error to handle, never the end of the process.
+        signal(SIGPIPE, SIG_IGN)
         // Threads inherit this mask, so the signals reach only the signalfd below.
         var signals = sigset_t()
         sigemptyset(&signals)
@@ -226,20 +230,21 @@ public final class FastCGIServer: @unchecked Sendable {
             try EventLoop(index: index, server: self, responder: try makeResponder())
         }
         let answerers = try (0..<options.workers).map { _ in Answerer(try makeResponder()) }
+        var threads: [pthread_t] = []
         for (index, answerer) in answerers.enumerated() {
             poolDone.enter()
             let slot = options.eventLoops + index
-            try WorkerThread.start(named: "fcgi-pool-\(index)") { [self] in
+            threads.append(try WorkerThread.start(named: "fcgi-pool-\(index)") { [self] in
                 pool.run(slot: slot, answerer: answerer, activity: activity)
                 poolDone.leave()
-            }
+            })
         }
         for (index, loop) in loops.enumerated() {
             loopsDone.enter()
-            try WorkerThread.start(named: "fcgi-loop-\(index)") {
+            threads.append(try WorkerThread.start(named: "fcgi-loop-\(index)") {
                 loop.run()
                 loopsDone.leave()
-            }
+            })
         }
         logger.info("listening", metadata: ["address": "\(socket.address)", "event_loops": .stringConvertible(options.eventLoops),
                                             "workers": .stringConvertible(options.workers)])
@@ -252,8 +257,13 @@ public final class FastCGIServer: @unchecked Sendable {
         if loopsDone.wait(timeout: .now() + options.drainTimeout) == .timedOut {
             logger.error("stopping with requests still in flight", metadata: ["after_seconds": .stringConvertible(options.drainTimeout)])
         } else {
+            // Every loop is done, so no request is on the pool: its threads
+            // end at once. Joined, so that each has run its thread-local
+            // destructors (OpenSSL's, libcurl's kept connections) by exit.
             pool.stop()
-            _ = poolDone.wait(timeout: .now() + 1)
+            if poolDone.wait(timeout: .now() + 1) == .success {
+                for thread in threads { pthread_join(thread, nil) }
+            }
         }
         socket.close()
         logger.info("stopped")

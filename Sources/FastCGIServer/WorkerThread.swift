@@ -1,10 +1,13 @@
 import CFastCGI
 import Glibc
 
-/// A named, detached POSIX thread (Foundation's Thread would bring all of
-/// Foundation into the binary, and so into every CGI process's start).
+/// A named POSIX thread (Foundation's Thread would bring all of Foundation
+/// into the binary, and so into every CGI process's start). Joinable, so
+/// that a stop can wait until a thread has run its thread-local destructors
+/// (OpenSSL's per-thread state among them) before the process exits.
 enum WorkerThread {
-    static func start(named name: String, _ body: @escaping @Sendable () -> Void) throws(ListenError) {
+    @discardableResult
+    static func start(named name: String, _ body: @escaping @Sendable () -> Void) throws(ListenError) -> pthread_t {
         final class Start {
             let name: String
             let body: @Sendable () -> Void
@@ -14,7 +17,6 @@ enum WorkerThread {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
         var thread = pthread_t()
         let created = pthread_create(&thread, &attributes, { context in
             let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
@@ -27,5 +29,6 @@ enum WorkerThread {
             Unmanaged<Start>.fromOpaque(context).release()
             throw ListenError("pthread_create: \(String(cString: strerror(created)))")
         }
+        return thread
     }
 }
