@@ -35,7 +35,7 @@ public struct ListenError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// The one listen socket all workers accept from.
+/// The one listen socket every event loop accepts from.
 public final class ListenSocket {
     public let fd: Int32
     public let address: ListenAddress
@@ -55,7 +55,7 @@ public final class ListenSocket {
     /// True if this process created the socket (and so closes it).
     public var isOwned: Bool { address != .inherited }
 
-    /// True if, on stop, the workers should serve what is already queued:
+    /// True if, on stop, the event loops should serve what is already queued:
     /// only for a unix socket this process created, whose path is removed
     /// first so the queue can only shrink. A TCP listener keeps receiving
     /// connections until closed, and an inherited one stays queued for the

@@ -1,4 +1,4 @@
-/// The records this responder writes itself, never through libfcgi:
+/// The records this responder writes itself (as it writes every record):
 /// answers to management records (spec §4) and END_REQUEST for requests it
 /// does not serve (§5.5).
 ///
@@ -10,7 +10,7 @@
 public struct ManagementValues: Equatable, Sendable {
     /// FCGI_MAX_CONNS: the most connections the server holds at once.
     public var maxConnections: Int
-    /// FCGI_MAX_REQS: the most requests served at once (the workers).
+    /// FCGI_MAX_REQS: the most requests served at once (event loops and pool threads).
     public var maxRequests: Int
 
     public init(maxConnections: Int, maxRequests: Int) {

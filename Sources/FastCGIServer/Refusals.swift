@@ -34,7 +34,7 @@ public enum RefusalReason: String, CaseIterable, Sendable {
 /// Every refusal, counted and logged: one warning line a second at most
 /// for each reason, with how many were left out, so that a peer that
 /// reconnects, sends garbage or aborts uploads in a loop cannot flood the
-/// log (issue 19 §5). Shared by the server and all its workers.
+/// log (issue 19 §5). Shared by the server and all its threads.
 final class Refusals: Sendable {
     private let activity: WorkerActivity
     private let logger: Logger

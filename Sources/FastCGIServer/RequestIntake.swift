@@ -1,13 +1,15 @@
-/// Every record of a connection, checked before libfcgi sees it, from the
-/// first byte of a request to the end of its STDIN, and whatever comes
-/// between requests (spec §3.3 records, §3.4 name-value pairs, §4
+/// Every record of a connection, checked before it is taken into a
+/// request (`Connection`), from the first byte of a request to the end of
+/// its STDIN, and whatever comes between requests (spec §3.3 records, §3.4 name-value pairs, §4
 /// management records, §5.1–§5.5 the request's records).
 ///
-/// Why: libfcgi trusts what it reads. Two name-value lengths near 2^31
+/// Why these rules: libfcgi, which parsed requests before issue 22 (and
+/// which another responder behind the same web server may use), trusts
+/// what it reads. Two name-value lengths near 2^31
 /// overflow its `nameLen + valueLen + 2` and abort the process (Debian's
 /// 2.4.2-2+deb12u1 has the CVE-2025-23016 patch, which rejects only
 /// lengths equal to INT_MAX), and its GET_VALUES answer overruns a stack
-/// buffer (see `ManagementValues`). So libfcgi is only ever handed one
+/// buffer (see `ManagementValues`). So the app is only ever handed one
 /// RESPONDER request whose every record and length was checked here:
 /// BEGIN_REQUEST, its PARAMS (each pair within the limit), its STDIN
 /// (within the limit), nothing else in between.
@@ -27,7 +29,7 @@ struct RequestIntake {
         var maxBodyBytes: Int
         /// Records answered (management records, refused and aborted
         /// requests) by one intake, and bytes of records of refused
-        /// requests skipped: what one wake of a worker may spend on a
+        /// requests skipped: what a connection may spend on a
         /// connection before it serves a request.
         var maxAnswers = 64
         var maxSkippedBytes = 1 << 20

@@ -47,7 +47,8 @@ public struct Configuration: Sendable {
     public static let defaultAPIURL = URL(string: "https://api.magicbell.com/v2")!
     public static let defaultUpstreamTimeout = 10.0
     public static let upstreamTimeoutRange = 0.5...120.0
-    /// Two, but always leaving at least one worker for tokens (and at least one admin call).
+    /// Two, but always leaving at least one pool thread for the admin
+    /// requests that do not wait on MagicBell (and at least one admin call).
     public static func defaultAdminMaxConcurrent(workers: Int) -> Int { max(1, min(2, workers - 1)) }
     public static let adminMaxConcurrentRange = 1...256
     /// Half the workers, rounded down, at least 1 and below --workers when it can be: with
@@ -382,15 +383,15 @@ public struct Configuration: Sendable {
 extension Configuration {
     /// The rules that depend on the worker count, in one place for `serve`
     /// and `check-config`: calls that wait on MagicBell (admin calls, api-mode
-    /// tokens) must leave a worker free for the rest.
+    /// tokens) must leave a pool thread free for the rest.
     public func checked(workers: Int) throws(ConfigurationError) -> Configuration {
         if let bound = adminMaxConcurrent, bound >= workers {
             throw ConfigurationError("MAGICBELL_ADMIN_MAX_CONCURRENT",
-                "(\(bound)) must be less than --workers (\(workers)), so that token requests always have a free worker")
+                "(\(bound)) must be less than --workers (\(workers)), so that the pool always has a thread for admin requests that do not wait on MagicBell")
         }
         if let bound = mintMaxConcurrent, bound >= workers {
             throw ConfigurationError("MAGICBELL_MINT_MAX_CONCURRENT",
-                "(\(bound)) must be less than --workers (\(workers)), so that no slow MagicBell call can hold every worker")
+                "(\(bound)) must be less than --workers (\(workers)), so that no slow MagicBell call can hold every pool thread")
         }
         return self
     }

@@ -3,7 +3,8 @@ import FastCGIServer
 import Logging
 
 /// The app: routes each request and maps failures to JSON errors. One
-/// instance per worker thread, so its minter and buffers are never shared.
+/// instance per server thread (event loop or pool thread), so its minter
+/// and buffers are never shared.
 public final class MagicBellResponder: FastCGIResponder {
     private var token: TokenEndpoint
     private var admin: AdminEndpoint
