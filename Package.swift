@@ -69,7 +69,9 @@ let package = Package(
                 "MagicBellAPI",
                 "FastCGIServer",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The console's files, embedded by scripts/embed-console (Console/ConsoleFiles.swift).
+            exclude: ["Console/assets"]
         ),
         .executableTarget(
             name: "magicbell-fcgi",

@@ -3,8 +3,10 @@ import FastCGIServer
 /// The admin console (issue 14): one page, one JS module and one style
 /// sheet, served on the admin route itself, so it needs nothing installed
 /// and has exactly that route's auth and CSRF rule; its actions are the
-/// route's own calls, audited as any other. Compiled in as static strings
-/// (no resources: a bundle would need all of Foundation).
+/// route's own calls, audited as any other. The files are
+/// Console/assets/console.{html,js,css}, compiled in as static strings by
+/// scripts/embed-console (ConsoleFiles.swift; no resources: a bundle would
+/// need all of Foundation).
 enum ConsoleAssets {
     /// What `path` (the segments after `/magicbell-admin/`) names, if one of the three.
     static func asset(for path: [String]) -> (body: StaticString, contentType: StaticString)? {

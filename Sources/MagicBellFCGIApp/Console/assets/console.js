@@ -3,8 +3,6 @@
 // whatever prefix the server gives the admin location, with the browser's
 // own login for it. Everything MagicBell or a user typed is put in the page
 // as text (textContent, input values), never as HTML.
-extension ConsoleAssets {
-    static let script: StaticString = #"""
 const $ = (id) => document.getElementById(id);
 const statusLine = $("status");
 const failureBox = $("failure");
@@ -361,6 +359,3 @@ $("user-create").addEventListener("submit", (event) => {
 });
 
 act("Listing project tokens", () => loadProjects(false));
-
-"""#
-}
