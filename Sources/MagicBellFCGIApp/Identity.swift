@@ -22,7 +22,12 @@ enum Identity {
 
     private static func value(_ request: some RequestParameters,
                               _ name: StaticString) throws(EndpointError) -> UserIdentity.Value? {
-        let bytes = request.param(name)
+        try check(request.param(name), as: name)
+    }
+
+    /// One identity value, by the rules of the param `name` (the command
+    /// line's identities too: `CommandLineMint`).
+    static func check(_ bytes: UnsafeBufferPointer<UInt8>?, as name: StaticString) throws(EndpointError) -> UserIdentity.Value? {
         if let bytes, bytes.count > maxBytes { throw .identityTooLong("\(name)") }
         switch UserIdentity.check(bytes) {
         case .absent: return nil

@@ -1,7 +1,7 @@
 import FastCGIServer
 
-/// Request params held in memory: what `mint` feeds through the endpoint's
-/// own code path, and what unit tests build requests from.
+/// Request params held in memory: what unit tests and the fuzz targets
+/// build requests from.
 public final class ParameterList: RequestParameters, RequestBodyReader {
     private var storage: [String: UnsafeMutableBufferPointer<UInt8>] = [:]
     private let body: [UInt8]

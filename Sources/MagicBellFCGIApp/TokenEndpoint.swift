@@ -40,19 +40,33 @@ final class TokenEndpoint {
             try respondFromMagicBell(user, api.client, tokenName: api.tokenName, with: &response)
             return
         }
-        response.body.append(contentsOf: #"{"token":""#.utf8)
-        let expiresAt = minter.mint(user, issuedAt: clock(), into: &response.body)
-        response.body.append(UInt8(ascii: "\""))
-        Self.finishAnswer(expiresAt: expiresAt, expiresIn: minter.ttl, &response)
+        _ = Self.writeAnswer(minter: minter, user: user, issuedAt: clock(), into: &response.body)
+        Self.addAnswerHeaders(&response)
     }
 
-    /// Appends `,"expires_at":…,"expires_in":…}` after the token and sets the headers.
-    private static func finishAnswer(expiresAt: Int, expiresIn: Int, _ response: inout HTTPResponse) {
-        response.body.append(contentsOf: #","expires_at":"#.utf8)
-        ClaimsJSON.appendInteger(expiresAt, to: &response.body)
-        response.body.append(contentsOf: #","expires_in":"#.utf8)
-        ClaimsJSON.appendInteger(expiresIn, to: &response.body)
-        response.body.append(UInt8(ascii: "}"))
+    /// The local answer, `{"token":"…","expires_at":…,"expires_in":…}`,
+    /// appended to `body`; returns where the token is in it. The endpoint
+    /// and `magicbell-fcgi mint` (`CommandLineMint`) both write it here.
+    static func writeAnswer(minter: UserTokenMinter, user: UserIdentity, issuedAt: Int, into body: inout [UInt8]) -> Range<Int> {
+        body.append(contentsOf: #"{"token":""#.utf8)
+        let start = body.count
+        let expiresAt = minter.mint(user, issuedAt: issuedAt, into: &body)
+        let token = start..<body.count
+        body.append(UInt8(ascii: "\""))
+        appendExpiry(expiresAt: expiresAt, expiresIn: minter.ttl, to: &body)
+        return token
+    }
+
+    /// Appends `,"expires_at":…,"expires_in":…}` after the token.
+    private static func appendExpiry(expiresAt: Int, expiresIn: Int, to body: inout [UInt8]) {
+        body.append(contentsOf: #","expires_at":"#.utf8)
+        ClaimsJSON.appendInteger(expiresAt, to: &body)
+        body.append(contentsOf: #","expires_in":"#.utf8)
+        ClaimsJSON.appendInteger(expiresIn, to: &body)
+        body.append(UInt8(ascii: "}"))
+    }
+
+    private static func addAnswerHeaders(_ response: inout HTTPResponse) {
         response.addHeader("Content-Type", "application/json")
         EndpointError.addNoStoreHeaders(to: &response)
     }
@@ -84,7 +98,8 @@ final class TokenEndpoint {
             .map { Int($0.timeIntervalSince1970) } ?? now + minter.ttl
         response.body.append(contentsOf: #"{"token":"#.utf8)
         try? ClaimsJSON.appendString(created.token, to: &response.body)
-        Self.finishAnswer(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), &response)
+        Self.appendExpiry(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), to: &response.body)
+        Self.addAnswerHeaders(&response)
     }
 }
 

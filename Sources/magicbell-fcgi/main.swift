@@ -216,7 +216,7 @@ func peerPolicy(peerUIDs: [UInt32]?, addresses: String?) throws(ConfigurationErr
 
 struct Mint: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a User JWT, minted by the same code path as the endpoint.")
+        abstract: "Print a User JWT, signed here by the endpoint's minter, with its identity rules.")
 
     @Option(name: .customLong("external-id"), help: "The user's external id (user_external_id).")
     var externalID: String?
@@ -242,18 +242,16 @@ struct Mint: ParsableCommand {
     func run() throws {
         var configuration = try loadConfiguration()
         if let ttl { configuration.tokenTTL = ttl }
-        let responder = try MagicBellResponder(configuration: configuration, logger: Logger(label: "magicbell-fcgi"))
-        var params = ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token", "MAGICBELL_ROUTE": "token"]
-        params["MAGICBELL_USER_EXTERNAL_ID"] = externalID
-        params["MAGICBELL_USER_EMAIL"] = email
-        var response = HTTPResponse()
-        responder.handle(ParameterList(params), &response)
-
-        let answer = JSONValue.parse(response.body)
-        guard response.status == 200, let token = answer?["token"]?.string else {
-            throw fail("cannot mint: \(answer?["error"]?["message"]?.string ?? "status \(response.status)")", .failure)
+        if CommandLineMint.signsUnlikeTheEndpoint(configuration) {
+            printWarning("MAGICBELL_MINT=api: this token is signed here with the secret key, not created by MagicBell, so MagicBell does not list it")
         }
-        print(json ? String(decoding: response.body, as: UTF8.self) : token)
+        let minted: CommandLineMint.Minted
+        do {
+            minted = try CommandLineMint.mint(configuration, email: email, externalID: externalID)
+        } catch let error as EndpointError {
+            throw fail("cannot mint: \(error.message)", .failure)
+        }
+        print(json ? minted.answer : minted.token)
     }
 }
 

@@ -74,6 +74,26 @@ import TestSupport
         #expect(json?["expires_in"] as? Int == 600)
     }
 
+    /// `mint` applies the endpoint's identity rules: a value over 1024
+    /// bytes is refused, naming it, and nothing is printed on stdout.
+    @Test func mintRefusesAnIdentityTheEndpointWouldRefuse() throws {
+        let run = try Self.run(["mint", "--external-id", String(repeating: "x", count: 1025)])
+        #expect(run.status == 1)
+        #expect(run.output.isEmpty)
+        #expect(run.stderr.contains("MAGICBELL_USER_EXTERNAL_ID"), "\(run.stderr)")
+    }
+
+    /// `mint` signs here with the secret key, whatever MAGICBELL_MINT says
+    /// (it never calls MagicBell), and says so when the endpoint would not.
+    @Test func mintSignsLocallyEvenInApiModeAndSaysSo() throws {
+        let environment = Responder.environment(["MAGICBELL_MINT": "api", "MAGICBELL_PROJECT_TOKEN": Canary.secret("project-token"),
+                                                 "MAGICBELL_API_URL": "https://127.0.0.1:9/v2"])
+        let run = try Self.run(["mint", "--external-id", "local"], environment: environment)
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try PyJWT.decode(run.output)["user_external_id"] as? String == "local")
+        #expect(run.stderr.contains("MAGICBELL_MINT=api"), "\(run.stderr)")
+    }
+
     @Test func verifyRejectsTamperedForeignAndAlgNoneTokens() throws {
         let token = try Self.run(["mint", "--external-id", "u"]).output
         let parts = token.split(separator: ".").map(String.init)
