@@ -6,8 +6,8 @@ import Logging
 import MagicBellFCGIApp
 import MagicBellJWT
 
-// The command line: parses arguments, reads the environment and hands off to
-// the app. Exit codes: 0 ok, 1 failure (bad token, cannot listen),
+// The command line: parses arguments and hands off to the app (serve to
+// Service, mint to CommandLineMint). Exit codes: 0 ok, 1 failure (bad token, cannot listen),
 // 64 usage error, 78 bad configuration (EX_CONFIG).
 
 let configurationExitCode = ExitCode(78)
@@ -28,12 +28,6 @@ func printWarning(_ message: String) {
 func printError(_ message: String, priority: String = "<3>") {
     let line = Array("\(Journal.isStandardError ? priority : "")magicbell-fcgi: \(message)\n".utf8)
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
-
-/// What is probably a mistake but works: unknown `MAGICBELL_*` names, a
-/// short secret. Warned, never refused, so existing deployments keep working.
-func configurationWarnings(_ environment: [String: String], _ configuration: Configuration) -> [String] {
-    Configuration.warnings(about: environment) + configuration.warnings
 }
 
 func loadConfiguration() throws -> Configuration {
@@ -134,47 +128,6 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        // Before the secret is read: a crash must never write it to a core file.
-        let noCoreDumps = FastCGIServer.forbidCoreDumps()
-        (logFormat ?? .automatic).bootstrap(level: logLevel)
-        let logger = Logger(label: "magicbell-fcgi")
-        let configuration: Configuration
-        let peers: PeerPolicy
-        let environment = Configuration.processEnvironment(standardProxy: true)
-        do {
-            configuration = try Configuration.load(from: environment).checked(workers: workers)
-            peers = try peerPolicy(peerUIDs: peerUID?.uids, addresses: ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"])
-        } catch {
-            throw fail("\(error)", configurationExitCode)
-        }
-        // One line each, at warning: what the journal shows (`journalctl -p warning`).
-        for warning in configurationWarnings(environment, configuration) { logger.warning("\(warning)") }
-        if !noCoreDumps { logger.warning("could not turn core dumps off (setrlimit or prctl failed)") }
-        let descriptors = FastCGIServer.raiseDescriptorLimit(toHold: maxConnections, threads: eventLoops + workers)
-        if descriptors < maxConnections + 2 * (eventLoops + workers) + 64 {
-            logger.warning("the descriptor limit is below what --max-connections needs; raise LimitNOFILE",
-                           metadata: ["limit": .stringConvertible(descriptors), "max_connections": .stringConvertible(maxConnections)])
-        }
-        // Counters live as long as the process, across reloads.
-        let activity = WorkerActivity(eventLoops: eventLoops, workers: workers)
-        let metrics = Metrics(activity: activity)
-        let holder = ContextHolder(AppContext(configuration: configuration, logger: logger, workers: workers, metrics: metrics))
-        let workers = self.workers
-        // SIGHUP: read the environment's files again (rotated secrets) and
-        // swap the configuration in; a bad one is refused, the old one stays.
-        let reload = {
-            do {
-                let environment = Configuration.processEnvironment(standardProxy: true)
-                let fresh = try Configuration.load(from: environment).checked(workers: workers)
-                for warning in configurationWarnings(environment, fresh) { logger.warning("\(warning)") }
-                holder.replace(with: AppContext(configuration: fresh, logger: logger, workers: workers, metrics: metrics))
-                logger.notice("configuration reloaded")
-            } catch {
-                logger.error("configuration reload refused; the current configuration stays in force",
-                             metadata: ["error": "\(error)"])
-            }
-        }
-
         let address: ListenAddress
         if let socketPath {
             address = .unix(path: socketPath, mode: socketMode.bits)
@@ -183,16 +136,16 @@ struct Serve: ParsableCommand {
         } else {
             address = .inherited
         }
+        let server = FastCGIServer.Options(eventLoops: eventLoops, workers: workers, ioTimeout: ioTimeout,
+                                           maxConnections: maxConnections, idleTimeout: idleTimeout)
         do {
-            let socket = try ListenSocket.open(address)
-            let server = try FastCGIServer(socket: socket, options: .init(eventLoops: eventLoops, workers: workers, ioTimeout: ioTimeout,
-                                                                              maxConnections: maxConnections, idleTimeout: idleTimeout, peers: peers), logger: logger,
-                                         activity: activity) {
-                try MagicBellResponder(holder: holder)
+            try Service.serve(.init(address: address, server: server, peerUIDs: peerUID?.uids, logLevel: logLevel,
+                                    logFormat: logFormat ?? .automatic))
+        } catch {
+            switch error {
+            case .configuration(let message): throw fail(message, configurationExitCode)
+            case .listen(let message): throw fail(message, .failure)
             }
-            try server.run(onHangup: reload)
-        } catch let error as ListenError {
-            throw fail(error.description, .failure)
         }
     }
 }
@@ -201,16 +154,6 @@ struct Serve: ParsableCommand {
 func validateWorkers(_ workers: Int) throws {
     guard (1...FastCGIServer.maxWorkers).contains(workers) else {
         throw ValidationError("--workers must be from 1 to \(FastCGIServer.maxWorkers)")
-    }
-}
-
-/// Who may connect: `--peer-uid` (unix sockets) and libfcgi's
-/// `FCGI_WEB_SERVER_ADDRS` (TCP), checked the same way by serve and check-config.
-func peerPolicy(peerUIDs: [UInt32]?, addresses: String?) throws(ConfigurationError) -> PeerPolicy {
-    do {
-        return PeerPolicy(allowedUIDs: peerUIDs, allowedAddresses: try PeerPolicy.webServerAddresses(addresses))
-    } catch {
-        throw ConfigurationError(error.setting, error.problem)
     }
 }
 
@@ -324,41 +267,14 @@ struct CheckConfig: ParsableCommand {
     }
 
     func run() throws {
-        let configuration: Configuration
-        let peers: PeerPolicy
-        var environment = Configuration.processEnvironment(standardProxy: true)
-        var addresses = ProcessInfo.processInfo.environment["FCGI_WEB_SERVER_ADDRS"]
-        if let envFile {
-            let bytes: [UInt8]
-            do {
-                bytes = try Configuration.readFile(envFile)
-            } catch {
-                throw fail("--env-file: cannot read \(envFile): \(Configuration.reason(error))", configurationExitCode)
-            }
-            // readFile stops one byte past its limit: a larger file would be checked cut short.
-            guard bytes.count <= Configuration.maxSecretFileBytes else {
-                throw fail("--env-file: \(envFile) is larger than \(Configuration.maxSecretFileBytes) bytes", configurationExitCode)
-            }
-            let parsed = EnvironmentFile.parse(bytes)
-            for ignored in parsed.ignored { printWarning("\(envFile): \(ignored)") }
-            if let refused = parsed.refused { throw fail("--env-file: \(envFile): \(refused)", configurationExitCode) }
-            // As the unit's EnvironmentFile= does: the file's values win.
-            for (name, value) in parsed.variables
-            where name.hasPrefix("MAGICBELL_") || Configuration.standardProxyVariables.contains(name) { environment[name] = value }
-            addresses = parsed.dictionary["FCGI_WEB_SERVER_ADDRS"] ?? addresses
-        }
         do {
-            configuration = try Configuration.load(from: environment).checked(workers: workers)
-            peers = try peerPolicy(peerUIDs: nil, addresses: addresses)
+            let report = try ConfigurationCheck.run(workers: workers, envFile: envFile)
+            for warning in report.warnings { printWarning(warning) }
+            print(report.summary)
         } catch {
-            throw fail("\(error)", configurationExitCode)
+            for warning in error.warnings { printWarning(warning) }
+            throw fail(error.description, configurationExitCode)
         }
-        for warning in configurationWarnings(environment, configuration) { printWarning(warning) }
-        print(configuration.summary)
-        if let addresses = peers.allowedAddresses {
-            print("FCGI_WEB_SERVER_ADDRS \(addresses.count) address(es): TCP peers elsewhere are refused")
-        }
-        print("configuration OK")
     }
 }
 
