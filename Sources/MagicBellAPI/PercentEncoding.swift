@@ -45,7 +45,8 @@ public enum PercentEncoding {
         return out
     }
 
-    static func hexValue(_ byte: UInt8) -> UInt8? {
+    /// One hex digit's value, either case (the app's path check uses it too).
+    public static func hexValue(_ byte: UInt8) -> UInt8? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10

@@ -1,4 +1,5 @@
 import FastCGIServer
+import MagicBellAPI
 
 /// What a request is for, decided once, from what the web server set: the
 /// location declares its route (`fastcgi_param MAGICBELL_ROUTE token|admin|metrics|health`),
@@ -84,7 +85,7 @@ public enum Route: Equatable, Sendable {
             if byte == UInt8(ascii: "?") { break }
             if byte == UInt8(ascii: "#") { throw .invalidPath("the request target contains #") }
             if byte == UInt8(ascii: "%") {
-                guard i + 2 < raw.endIndex, let high = hexValue(raw[i + 1]), let low = hexValue(raw[i + 2]) else {
+                guard i + 2 < raw.endIndex, let high = PercentEncoding.hexValue(raw[i + 1]), let low = PercentEncoding.hexValue(raw[i + 2]) else {
                     throw .invalidPath("the request target has a malformed percent-escape")
                 }
                 byte = high << 4 | low
@@ -150,15 +151,6 @@ public enum Route: Equatable, Sendable {
             throw .invalidPath("the path is not valid UTF-8")
         }
         return rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 
