@@ -37,7 +37,8 @@ def generate():
            "// then run it. scripts/test fails when this file is not what it makes of them.",
            "extension ConsoleAssets {"]
     for name, prop, doc in FILES:
-        text = open(os.path.join(CONSOLE, "assets", name), encoding="utf-8").read()
+        # newline="": the bytes as they are (no universal-newline translation), so a CR is seen and refused.
+        text = open(os.path.join(CONSOLE, "assets", name), encoding="utf-8", newline="").read()
         out += [f"    /// {doc} (assets/{name})", f"    static let {prop}: StaticString = {literal(text)}", ""]
     out[-1] = "}"
     return "\n".join(out) + "\n"
@@ -46,13 +47,13 @@ def generate():
 def main():
     wanted = generate()
     if sys.argv[1:] == ["--check"]:
-        current = open(OUTPUT, encoding="utf-8").read() if os.path.exists(OUTPUT) else ""
+        current = open(OUTPUT, encoding="utf-8", newline="").read() if os.path.exists(OUTPUT) else ""
         if current != wanted:
             sys.exit("embed-console: Sources/MagicBellFCGIApp/Console/ConsoleFiles.swift is not what the assets make: "
                      "run scripts/embed-console")
         print("embed-console: ConsoleFiles.swift matches the assets")
         return
-    open(OUTPUT, "w", encoding="utf-8").write(wanted)
+    open(OUTPUT, "w", encoding="utf-8", newline="").write(wanted)
     print(os.path.relpath(OUTPUT, ROOT))
 
 
