@@ -27,12 +27,12 @@ final class Connection {
         case aborted(UInt16)
         /// A request was refused with END_REQUEST (queued); the reason is
         /// for the log. The connection goes on.
-        case refused(String)
+        case refused(IntakeProblem)
         /// Close once the queued answers are written (§3.5: a connection
         /// the web server does not keep ends with its request).
         case close
         /// Never valid: close at once; the reason is for the log.
-        case invalid(String)
+        case invalid(IntakeProblem)
     }
 
     var fd: Int32 = -1

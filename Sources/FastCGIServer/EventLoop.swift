@@ -282,7 +282,7 @@ final class EventLoop: @unchecked Sendable {
                     return .open
                 }
             case .refused(let warning):
-                server.refusals.record(.unsupported, warning)
+                server.refusals.record(.unsupported, warning.description)
                 if connection.closeWhenWritten { return .open }
             case .aborted(let id):
                 server.logger.info("the web server aborted a request", metadata: ["fastcgi_request_id": .stringConvertible(id)])
@@ -291,7 +291,7 @@ final class EventLoop: @unchecked Sendable {
                 connection.closeWhenWritten = true
                 return .open
             case .invalid(let reason):
-                refuse(connection, .malformed, reason)
+                refuse(connection, .malformed, reason.description)
                 return .closed
             }
         }

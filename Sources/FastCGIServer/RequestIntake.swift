@@ -41,7 +41,7 @@ struct RequestIntake {
         case request
         /// Write `reply` and drop the record; the connection goes on. With
         /// a `warning`, the peer sent something this server refuses to serve.
-        case reply([UInt8], warning: String?)
+        case reply([UInt8], warning: IntakeProblem?)
         /// Drop the record (ABORT_REQUEST for a request that is over, a
         /// refused request's records).
         case skip
@@ -49,7 +49,7 @@ struct RequestIntake {
         /// and start over; the request is not served.
         case aborted([UInt8])
         /// Close the connection; the reason is for the log.
-        case invalid(String)
+        case invalid(IntakeProblem)
     }
 
     /// `answered`: the request was answered before its body had arrived
@@ -98,23 +98,23 @@ struct RequestIntake {
 
     /// Checks a header before its content is read: whatever the content,
     /// this record can never be accepted.
-    func precheck(_ header: RecordHeader) -> String? {
-        guard header.version == FCGI.version1 else { return "FastCGI version \(header.version), not 1" }
+    func precheck(_ header: RecordHeader) -> IntakeProblem? {
+        guard header.version == FCGI.version1 else { return .version(header.version) }
         if header.requestID == 0 { return nil }
         // libfcgi never skips the padding of BEGIN_REQUEST or of an empty
         // record (it resets its padding count when the stream changes
         // type) and reads those bytes as the next record: a record hidden
         // from this check. nginx never pads them.
         if (header.type == FCGI.beginRequest || header.contentLength == 0) && header.paddingLength != 0 {
-            return "padding on a BEGIN_REQUEST or an empty record"
+            return .paddingOnBeginOrEmptyRecord
         }
         switch header.type {
         case FCGI.beginRequest:
-            guard header.contentLength == 8 else { return "malformed BEGIN_REQUEST" }
+            guard header.contentLength == 8 else { return .malformedBeginRequest }
         case FCGI.params where phase == .params && header.requestID == requestID:
-            guard headerBytes + header.recordLength <= limits.maxHeaderBytes else { return "header block over \(limits.maxHeaderBytes) bytes" }
+            guard headerBytes + header.recordLength <= limits.maxHeaderBytes else { return .headerBlockOver(limits.maxHeaderBytes) }
         case FCGI.stdin where (phase == .stdin || phase == .answered) && header.requestID == requestID:
-            guard bodyBytes + header.contentLength <= limits.maxBodyBytes else { return "request body over \(limits.maxBodyBytes) bytes" }
+            guard bodyBytes + header.contentLength <= limits.maxBodyBytes else { return .bodyOver(limits.maxBodyBytes) }
         default:
             break
         }
@@ -145,13 +145,13 @@ struct RequestIntake {
         }
         guard phase != .idle, id == requestID else {
             if refused.contains(id) { return skip(header) }
-            return .invalid("record type \(header.type) for request \(id), which was never begun")
+            return .invalid(.neverBegun(type: header.type, requestID: id))
         }
         switch (header.type, phase) {
         case (FCGI.params, .params):
             headerBytes += header.recordLength
             if header.contentLength == 0 {
-                guard pairs.atPairBoundary else { return .invalid("params end inside a name-value pair") }
+                guard pairs.atPairBoundary else { return .invalid(.paramsEndInsidePair) }
                 phase = .stdin
             } else if let problem = pairs.scan(content) {
                 return .invalid(problem)
@@ -166,14 +166,14 @@ struct RequestIntake {
             if header.contentLength == 0 { phase = .idle }
             return .skip
         default:
-            return .invalid("record type \(header.type) inside request \(id)")
+            return .invalid(.unexpected(type: header.type, requestID: id))
         }
     }
 
     /// Counts one record answered; the refusal once the budget is spent.
     private mutating func spendAnswer() -> Action? {
         answers += 1
-        return answers <= limits.maxAnswers ? nil : .invalid("more than \(limits.maxAnswers) records answered without a request served")
+        return answers <= limits.maxAnswers ? nil : .invalid(.answersOver(limits.maxAnswers))
     }
 
     private mutating func management(_ type: UInt8, _ content: UnsafeRawBufferPointer) -> Action {
@@ -188,11 +188,11 @@ struct RequestIntake {
         // gave up sending its body may begin the next request at once.
         if phase == .answered { reset() }
         if phase != .idle {
-            if id == requestID { return .invalid("request \(id) begun twice") }
+            if id == requestID { return .invalid(.begunTwice(id)) }
             return refuse(id, FCGI.cantMultiplex, warning: nil)
         }
         guard role == FCGI.responderRole else {
-            return refuse(id, FCGI.unknownRole, warning: "FastCGI role \(role), not RESPONDER")
+            return refuse(id, FCGI.unknownRole, warning: .unsupportedRole(role))
         }
         refused.removeAll { $0 == id }
         reset()
@@ -203,10 +203,10 @@ struct RequestIntake {
         return .request
     }
 
-    private mutating func refuse(_ id: UInt16, _ status: UInt8, warning: String?) -> Action {
+    private mutating func refuse(_ id: UInt16, _ status: UInt8, warning: IntakeProblem?) -> Action {
         if let over = spendAnswer() { return over }
         if !refused.contains(id) {
-            guard refused.count < 8 else { return .invalid("more than 8 refused requests on one connection") }
+            guard refused.count < 8 else { return .invalid(.refusedOver(8)) }
             refused.append(id)
         }
         return .reply(ManagementValues.endRequest(id, status), warning: warning)
@@ -214,7 +214,7 @@ struct RequestIntake {
 
     private mutating func skip(_ header: RecordHeader) -> Action {
         skippedBytes += header.recordLength
-        guard skippedBytes <= limits.maxSkippedBytes else { return .invalid("over \(limits.maxSkippedBytes) bytes of skipped records") }
+        guard skippedBytes <= limits.maxSkippedBytes else { return .invalid(.skippedOver(limits.maxSkippedBytes)) }
         return .skip
     }
 }
@@ -237,7 +237,7 @@ struct PairScanner {
 
     var atPairBoundary: Bool { skip == 0 && field == 0 && lengthBytesWanted == 0 }
 
-    mutating func scan(_ content: UnsafeRawBufferPointer) -> String? {
+    mutating func scan(_ content: UnsafeRawBufferPointer) -> IntakeProblem? {
         var index = 0
         while index < content.count {
             if skip > 0 {
@@ -269,7 +269,7 @@ struct PairScanner {
         return nil
     }
 
-    private mutating func finishLength(_ value: Int) -> String? {
+    private mutating func finishLength(_ value: Int) -> IntakeProblem? {
         if field == 0 {
             nameLength = value
             field = 1
@@ -278,9 +278,48 @@ struct PairScanner {
         field = 0
         // Both lengths are < 2^31, so the sum cannot overflow an Int.
         guard nameLength + value <= limit else {
-            return "a param of \(nameLength) + \(value) bytes, over \(limit)"
+            return .pairOver(nameBytes: nameLength, valueBytes: value, limit: limit)
         }
         skip = nameLength + value
         return nil
+    }
+}
+
+/// What a peer did that the intake refuses, typed: the one log line says it
+/// (`description`), tests match the case. All but `unsupportedRole` close
+/// the connection; that one refuses its request with END_REQUEST.
+enum IntakeProblem: Error, Equatable, CustomStringConvertible {
+    case version(UInt8)
+    case paddingOnBeginOrEmptyRecord
+    case malformedBeginRequest
+    case headerBlockOver(Int)
+    case bodyOver(Int)
+    case pairOver(nameBytes: Int, valueBytes: Int, limit: Int)
+    case paramsEndInsidePair
+    case neverBegun(type: UInt8, requestID: UInt16)
+    case unexpected(type: UInt8, requestID: UInt16)
+    case begunTwice(UInt16)
+    case answersOver(Int)
+    case refusedOver(Int)
+    case skippedOver(Int)
+    case unsupportedRole(UInt16)
+
+    var description: String {
+        switch self {
+        case .version(let version): "FastCGI version \(version), not 1"
+        case .paddingOnBeginOrEmptyRecord: "padding on a BEGIN_REQUEST or an empty record"
+        case .malformedBeginRequest: "malformed BEGIN_REQUEST"
+        case .headerBlockOver(let limit): "header block over \(limit) bytes"
+        case .bodyOver(let limit): "request body over \(limit) bytes"
+        case .pairOver(let name, let value, let limit): "a param of \(name) + \(value) bytes, over \(limit)"
+        case .paramsEndInsidePair: "params end inside a name-value pair"
+        case .neverBegun(let type, let id): "record type \(type) for request \(id), which was never begun"
+        case .unexpected(let type, let id): "record type \(type) inside request \(id)"
+        case .begunTwice(let id): "request \(id) begun twice"
+        case .answersOver(let limit): "more than \(limit) records answered without a request served"
+        case .refusedOver(let limit): "more than \(limit) refused requests on one connection"
+        case .skippedOver(let limit): "over \(limit) bytes of skipped records"
+        case .unsupportedRole(let role): "FastCGI role \(role), not RESPONDER"
+        }
     }
 }

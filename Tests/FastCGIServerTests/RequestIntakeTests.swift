@@ -19,7 +19,7 @@ struct RequestIntakeTests {
                 switch connection.take(raw, from: &offset, now: 0, ioTimeout: 10) {
                 case .request: return .ready
                 case .needMore, .close: return .incomplete
-                case .invalid(let reason): return .invalid(reason)
+                case .invalid(let reason): return .invalid(reason.description)
                 case .refused, .aborted: continue
                 }
             }
@@ -129,15 +129,15 @@ struct RequestIntakeTests {
         var intake = RequestIntake(limits: Self.limits)
         let actions = Self.take((0..<65).flatMap { _ in F.record(7, id: 0, []) }, &intake)
         #expect(actions.dropLast().allSatisfy { $0 == .reply(ManagementValues.unknownType(7), warning: nil) })
-        #expect(actions.last == .invalid("more than 64 records answered without a request served"))
+        #expect(actions.last == .invalid(.answersOver(64)))
         // Aborts and refusals count too, and an abort does not refill the budget.
         var looping = RequestIntake(limits: Self.limits)
         let loop = Self.take((0..<65).flatMap { _ in F.begin(keepConnection: true) + F.record(F.abortRequest, []) }, &looping)
-        #expect(loop.last == .invalid("more than 64 records answered without a request served"))
+        #expect(loop.last == .invalid(.answersOver(64)))
         #expect(loop.filter { if case .aborted = $0 { return true } else { return false } }.count == 64)
         var roles = RequestIntake(limits: Self.limits)
         let refused = Self.take((0..<65).flatMap { _ in F.record(F.beginRequest, [0, 2, 1, 0, 0, 0, 0, 0]) }, &roles)
-        #expect(refused.last == .invalid("more than 64 records answered without a request served"))
+        #expect(refused.last == .invalid(.answersOver(64)))
     }
 
     @Test func paddingThatLibfcgiWouldReadAsRecordsIsRefused() {
@@ -171,10 +171,10 @@ struct RequestIntakeTests {
     @Test func anUnknownRoleIsEndedAsTheSpecSaysAndTheBodyIsBounded() {
         var intake = RequestIntake(limits: Self.limits)
         let actions = Self.take(F.record(F.beginRequest, [0, 2, 0, 0, 0, 0, 0, 0]), &intake)
-        #expect(actions == [.reply(ManagementValues.endRequest(1, FCGI.unknownRole), warning: "FastCGI role 2, not RESPONDER")])
+        #expect(actions == [.reply(ManagementValues.endRequest(1, FCGI.unknownRole), warning: .unsupportedRole(2))])
         var body = RequestIntake(limits: Self.limits)
         #expect(Self.take(F.begin() + F.record(F.params, []) + F.record(F.stdin, Array(repeating: 1, count: 100))
-                          + F.record(F.stdin, [1]), &body).last == .invalid("request body over 100 bytes"))
+                          + F.record(F.stdin, [1]), &body).last == .invalid(.bodyOver(100)))
     }
 
     /// Issue 19 §2: a request answered before its body ended. Its id is
