@@ -53,7 +53,7 @@ struct RequestIntake {
     }
 
     /// `answered`: the request was answered before its body had arrived
-    /// (`ConnectionWorker`); the rest of its STDIN is read and dropped.
+    /// (`EventLoop`); the rest of its STDIN is read and dropped.
     enum Phase: Equatable { case idle, params, stdin, complete, answered }
 
     let limits: Limits
