@@ -11,7 +11,9 @@ buffers growing to their size) cancel out.
 Exits 1 when a request allocates more than --max (default: none given, so
 it only reports).
 """
-import argparse, os, re, secrets, shutil, socket, struct, subprocess, sys, tempfile, time
+import argparse, os, re, secrets, shutil, socket, subprocess, sys, tempfile, time
+
+from upstream_bench import fastcgi_request  # the benches' one FastCGI encoder
 
 # What nginx sends for /magicbell-token through the project's snippets (29 params).
 PARAMS = {
@@ -27,34 +29,14 @@ PARAMS = {
 }
 
 
-def request():
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
-    body = b"".join(length(len(k)) + length(len(v)) + k.encode() + v.encode() for k, v in PARAMS.items())
-    def record(kind, content):
-        return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
-    return record(1, struct.pack(">HB5x", 1, 1)) + record(4, body) + record(4, b"") + record(5, b"")
-
-
 def drive(path, count):
     """Sends `count` token requests on one kept connection, each answered before the next."""
-    whole = request()
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
-        buffer = b""
         for i in range(count):
-            s.sendall(whole)
-            while True:
-                while len(buffer) < 8:
-                    buffer += s.recv(65536)
-                kind, length, padding = buffer[1], struct.unpack(">H", buffer[4:6])[0], buffer[6]
-                while len(buffer) < 8 + length + padding:
-                    buffer += s.recv(65536)
-                content, buffer = buffer[8:8 + length], buffer[8 + length + padding:]
-                if kind == 6 and i == 0 and content and not content.startswith(b"Status: 200"):
-                    sys.exit(f"alloc-count: not a token: {content[:200]!r}")
-                if kind == 3:
-                    break
+            answer = fastcgi_request(s, 1, PARAMS)
+            if i == 0 and not answer.startswith(b"Status: 200"):
+                sys.exit(f"alloc-count: not a token: {answer[:200]!r}")
 
 
 def allocations(binary, count, work):

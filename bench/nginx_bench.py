@@ -10,7 +10,6 @@ import secrets
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -139,6 +138,7 @@ def hanging_admin(args, base, work, fake_port, store, medians, paths):
     FastCGI admin requests sent straight to its socket, held while wrk
     loads its token route through nginx, in interleaved rounds."""
     import ssl
+    from upstream_bench import fastcgi_request_bytes
     context = ssl.create_default_context(capath=store)
     def control(path, body=None):
         request = urllib.request.Request(f"https://127.0.0.1:{fake_port}/_fake/{path}", data=body,
@@ -147,16 +147,14 @@ def hanging_admin(args, base, work, fake_port, store, medians, paths):
     control("misbehave", json.dumps({"mode": "hang", "count": -1}).encode())
     admin = {"MAGICBELL_ROUTE": "admin", "REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/jwt/project",
              "REQUEST_URI": "/magicbell-admin/jwt/project", "MAGICBELL_USER_EXTERNAL_ID": "bench"}
-    body = b"".join(bytes([len(k), len(v)]) + k.encode() + v.encode() for k, v in admin.items())
-    def record(kind, content):
-        return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+    request = fastcgi_request_bytes(1, admin)
     held = []
     for name in paths:
         sock_path = os.path.join(work, "run", "fcgi.sock" if name == "responder" else f"{name}.sock")
         for _ in range(args.hanging_admin):
             s = socket.socket(socket.AF_UNIX)
             s.connect(sock_path)
-            s.sendall(record(1, struct.pack(">HB5x", 1, 1)) + record(4, body) + record(4, b"") + record(5, b""))
+            s.sendall(request)
             held.append(s)
     wanted = args.hanging_admin * len(paths)
     wait_for(lambda: len(control("requests")) >= wanted, f"{wanted} hanging admin calls", timeout=20)

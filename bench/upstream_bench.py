@@ -51,16 +51,22 @@ def cgi_run(binary, environment):
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def fastcgi_request(sock, request_id, params):
-    """One FastCGI request on a kept connection (fcgi-spec.html §3.3, §5):
-    BEGIN_REQUEST with FCGI_KEEP_CONN, PARAMS, empty STDIN; returns STDOUT."""
+def fastcgi_request_bytes(request_id, params):
+    """One whole FastCGI request (fcgi-spec.html §3.3–§3.4, §5): BEGIN_REQUEST
+    (RESPONDER, FCGI_KEEP_CONN), the params, empty PARAMS, empty STDIN. The
+    benches' one encoder."""
     def record(kind, content):
         return struct.pack(">BBHHBx", 1, kind, request_id, len(content), 0) + content
-    def pair(name, value):
-        name, value = name.encode(), value.encode()
-        return bytes([len(name)]) + (bytes([len(value)]) if len(value) < 128 else struct.pack(">I", len(value) | 0x80000000)) + name + value
-    body = b"".join(pair(k, v) for k, v in params.items())
-    sock.sendall(record(1, struct.pack(">HB5x", 1, 1)) + record(4, body) + record(4, b"") + record(5, b""))
+    def length(n):
+        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+    body = b"".join(length(len(k)) + length(len(v)) + k + v
+                    for k, v in ((name.encode(), value.encode()) for name, value in params.items()))
+    return record(1, struct.pack(">HB5x", 1, 1)) + record(4, body) + record(4, b"") + record(5, b"")
+
+
+def fastcgi_request(sock, request_id, params):
+    """One FastCGI request on a kept connection; returns its STDOUT."""
+    sock.sendall(fastcgi_request_bytes(request_id, params))
     out = b""
     while True:
         header = b""
