@@ -32,9 +32,7 @@ struct EventLoopTests {
             case .tooLarge: body = "too large"
             case .incomplete: body = "withheld"
             }
-            var name = [CChar](repeating: 0, count: 32)
-            mbf_thread_name(&name, 32)
-            let thread = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let thread = EventLoopTests.threadName()
             response.body.append(contentsOf: "route=\(route) id=\(request.string("REQUEST_ID") ?? "-") body=\(body) thread=\(thread)".utf8)
             response.addHeader("Content-Type", "text/plain")
         }
@@ -390,8 +388,7 @@ struct EventLoopTests {
                 let length = [0, 1, 5, 127, 128, 129, 300, 2000].randomElement(using: &random)!
                 pairs.append((name, (0..<length).map { _ in UInt8.random(in: 1...255, using: &random) }))
             }
-            var stream: [UInt8] = []
-            for (name, value) in pairs { stream += Self.length(name.count) + Self.length(value.count) + name + value }
+            let stream = F.encodeParams(bytes: pairs)
             var records = F.begin()
             var offset = 0
             while offset < stream.count {
@@ -417,10 +414,6 @@ struct EventLoopTests {
                 #expect(ours == expected, "round \(round): \(Self.text(name))")
             }
         }
-    }
-
-    static func length(_ n: Int) -> [UInt8] {
-        n < 128 ? [UInt8(n)] : [UInt8(0x80 | (n >> 24)), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
     }
 
     /// What libfcgi's `FCGX_GetParam` finds for each name in `records`.

@@ -62,12 +62,17 @@ public enum FastCGIClient {
     }
 
     public static func encodeParams(_ pairs: [(String, String)]) -> [UInt8] {
+        encodeParams(bytes: pairs.map { (Array($0.0.utf8), Array($0.1.utf8)) })
+    }
+
+    /// Pairs of any bytes (a NUL, invalid UTF-8), with the one- or four-byte lengths of §3.4.
+    public static func encodeParams(bytes pairs: [([UInt8], [UInt8])]) -> [UInt8] {
         func length(_ n: Int) -> [UInt8] {
             n < 128 ? [UInt8(n)] : [UInt8(0x80 | (n >> 24)), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
         }
         var out: [UInt8] = []
         for (name, value) in pairs {
-            out += length(name.utf8.count) + length(value.utf8.count) + Array(name.utf8) + Array(value.utf8)
+            out += length(name.count) + length(value.count) + name + value
         }
         return out
     }
