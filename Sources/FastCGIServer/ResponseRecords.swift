@@ -20,8 +20,8 @@ enum ResponseRecords {
 
     /// §3.3: a record's header, without padding.
     private static func appendHeader(_ type: UInt8, _ requestID: UInt16, contentLength: Int, to output: inout ByteBuffer) {
-        var header = (FCGI.version1, type, UInt8(requestID >> 8), UInt8(requestID & 0xFF),
-                      UInt8(contentLength >> 8), UInt8(contentLength & 0xFF), UInt8(0), UInt8(0))
-        withUnsafeBytes(of: &header) { output.append($0) }
+        withUnsafeBytes(of: RecordHeader.encoded(type: type, requestID: requestID, contentLength: contentLength)) {
+            output.append($0)
+        }
     }
 }
