@@ -17,18 +17,18 @@ public protocol FastCGIResponder: AnyObject {
     /// server that streams uploads); true serves it at once, with an empty
     /// body, and drops the rest of the body as it comes. The default, false,
     /// parks the request until its body is whole.
-    func answersBeforeBody(_ request: some RequestParameters) -> Bool
+    func answersBeforeBody(_ request: FastCGIRequest) -> Bool
 
     /// Whether answering `request` (whole, or with its params whole) may
     /// wait on something else: a call to another service. Such a request is
     /// answered on the blocking pool, never on an event loop. The default,
     /// false, answers everything on the loops.
-    func blocks(_ request: some RequestParameters) -> Bool
+    func blocks(_ request: FastCGIRequest) -> Bool
 }
 
 extension FastCGIResponder {
-    public func answersBeforeBody(_ request: some RequestParameters) -> Bool { false }
-    public func blocks(_ request: some RequestParameters) -> Bool { false }
+    public func answersBeforeBody(_ request: FastCGIRequest) -> Bool { false }
+    public func blocks(_ request: FastCGIRequest) -> Bool { false }
 }
 
 /// A FastCGI responder server (spec: fcgi2 doc/fcgi-spec.html): event loops

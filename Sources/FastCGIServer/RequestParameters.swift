@@ -50,6 +50,8 @@ final class ReceivedRequest {
     /// a responder that reads the body anyway gets `.incomplete`, never a
     /// body that looks empty.
     var bodyWithheld = false
+    /// See `FastCGIRequest.note`.
+    var note = 0
 
     init() { pairs.reserveCapacity(48) }
 
@@ -60,6 +62,7 @@ final class ReceivedRequest {
         body.removeAll(releasingAbove: 16 * 1024)
         if pairs.capacity > 256 { pairs = []; pairs.reserveCapacity(48) } else { pairs.removeAll(keepingCapacity: true) }
         bodyWithheld = false
+        note = 0
     }
 
     /// The memory it holds.
@@ -122,6 +125,14 @@ public struct FastCGIRequest: RequestParameters, RequestBodyReader {
     init(_ received: ReceivedRequest) { self.received = received }
 
     public func param(_ name: StaticString) -> UnsafeBufferPointer<UInt8>? { received.value(of: name) }
+
+    /// A value the responder keeps with the request from `blocks` to
+    /// `respond` (0 until it sets one), so that what it decided from the
+    /// params there (the app: the declared route) is not decided twice.
+    public var note: Int {
+        get { received.note }
+        nonmutating set { received.note = newValue }
+    }
 
     public func readBody(limit: Int) -> RequestBody {
         if received.bodyWithheld { return .incomplete }

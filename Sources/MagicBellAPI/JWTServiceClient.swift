@@ -175,10 +175,7 @@ public final class JWTServiceClient: Sendable {
     /// The request target (origin form): the base URL's path, the
     /// operation's path with its one parameter encoded as one segment, the query.
     func target(for request: APIRequest) -> String {
-        var path = request.operation.pathTemplate
-        if let name = request.operation.pathParameter {
-            path = path.replacing("{\(name)}", with: PercentEncoding.encode(request.pathValue ?? ""))
-        }
+        let path = request.operation.path.render(request.pathValue)
         var target = basePath + "/" + path
         if !request.query.isEmpty {
             target += "?" + request.query.map { PercentEncoding.encode($0.name) + "=" + PercentEncoding.encode($0.value) }
@@ -195,29 +192,30 @@ public final class JWTServiceClient: Sendable {
         return URL(string: "\(scheme)://\(authority)\(port)\(target(for: request))")
     }
 
-    // MARK: The six operations, async, named as in MagicBell's SDKs.
+    // MARK: The six operations, async, named as in MagicBell's SDKs
+    // (a convenience: `perform(JwtService.x.call(...))` reaches any operation).
 
     public func fetchProjectTokens(_ page: Pagination = Pagination()) async throws(MagicBellAPIError) -> TokenList {
-        try await perform(.fetchProjectTokens(page)).value
+        try await perform(JwtService.fetchProjectTokens.call(page: page)).value
     }
 
     public func createProjectJwt(_ body: CreateProjectTokenRequest) async throws(MagicBellAPIError) -> CreatedToken {
-        try await perform(.createProjectJwt(body)).value
+        try await perform(JwtService.createProjectJwt.call(body: body)).value
     }
 
     public func discardProjectJwt(tokenID: String) async throws(MagicBellAPIError) -> DiscardedToken {
-        try await perform(.discardProjectJwt(tokenID: tokenID)).value
+        try await perform(JwtService.discardProjectJwt.call(pathValue: tokenID)).value
     }
 
     public func createUserJwt(_ body: CreateUserTokenRequest) async throws(MagicBellAPIError) -> CreatedToken {
-        try await perform(.createUserJwt(body)).value
+        try await perform(JwtService.createUserJwt.call(body: body)).value
     }
 
     public func discardUserJwt(tokenID: String) async throws(MagicBellAPIError) -> DiscardedToken {
-        try await perform(.discardUserJwt(tokenID: tokenID)).value
+        try await perform(JwtService.discardUserJwt.call(pathValue: tokenID)).value
     }
 
     public func fetchUserTokens(userID: String, _ page: Pagination = Pagination()) async throws(MagicBellAPIError) -> TokenList {
-        try await perform(.fetchUserTokens(userID: userID, page)).value
+        try await perform(JwtService.fetchUserTokens.call(pathValue: userID, page: page)).value
     }
 }

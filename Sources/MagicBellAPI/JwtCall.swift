@@ -45,53 +45,11 @@ public struct Answered<Answer: Sendable>: Sendable {
     public let value: Answer
 }
 
-/// One of the six operations with its arguments, typed by its answer.
-/// Built only by the constructors below, so that each operation's path,
-/// query and body are encoded here and nowhere else.
-public struct JwtCall<Answer: Decodable & Sendable>: Sendable {
+/// One operation with its arguments, typed by its answer. Made by
+/// `JwtEndpoint.call`, so that each operation's path, query and body are
+/// encoded there and nowhere else.
+public struct JwtCall<Answer: APIModel>: Sendable {
     public let request: APIRequest
 
-    private init(_ operation: JwtOperation, pathValue: String? = nil, page: Pagination? = nil, body: [UInt8]? = nil) {
-        request = APIRequest(operation: operation, pathValue: pathValue, query: page?.queryItems ?? [], body: body)
-    }
-
-    /// Sorted keys, nulls left out (the older revision has no nulls), `/` as is.
-    fileprivate static func encode(_ body: some Encodable) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // The two request models hold strings and integers only: encoding cannot fail.
-        return (try? encoder.encode(body)).map(Array.init) ?? Array("{}".utf8)
-    }
-}
-
-// MARK: The six operations, named as in MagicBell's SDKs.
-
-extension JwtCall where Answer == TokenList {
-    public static func fetchProjectTokens(_ page: Pagination = Pagination()) -> JwtCall {
-        JwtCall(.fetchProjectTokens, page: page)
-    }
-
-    public static func fetchUserTokens(userID: String, _ page: Pagination = Pagination()) -> JwtCall {
-        JwtCall(.fetchUserTokens, pathValue: userID, page: page)
-    }
-}
-
-extension JwtCall where Answer == CreatedToken {
-    public static func createProjectJwt(_ body: CreateProjectTokenRequest) -> JwtCall {
-        JwtCall(.createProjectJwt, body: encode(body))
-    }
-
-    public static func createUserJwt(_ body: CreateUserTokenRequest) -> JwtCall {
-        JwtCall(.createUserJwt, body: encode(body))
-    }
-}
-
-extension JwtCall where Answer == DiscardedToken {
-    public static func discardProjectJwt(tokenID: String) -> JwtCall {
-        JwtCall(.discardProjectJwt, pathValue: tokenID)
-    }
-
-    public static func discardUserJwt(tokenID: String) -> JwtCall {
-        JwtCall(.discardUserJwt, pathValue: tokenID)
-    }
+    init(_ request: APIRequest) { self.request = request }
 }

@@ -1,81 +1,59 @@
-/// MagicBell's JwtService: the six operations, described once. The client
-/// and the admin route both work from this table.
-public enum JwtOperation: String, CaseIterable, Sendable {
-    case fetchProjectTokens, createProjectJwt, discardProjectJwt
-    case createUserJwt, discardUserJwt, fetchUserTokens
+/// MagicBell's JwtService, described once: each operation is one entry of
+/// `JwtService`, naming its method, its path, the model its request body
+/// decodes to and the model its answer decodes to. The client sends from
+/// these entries, the admin route forwards them (its route table has one
+/// line per entry), and `api-description` writes them out for openapi.yaml
+/// and the fake MagicBell to be checked against (docs/development.md).
+public enum JwtService {
+    public static let fetchProjectTokens = JwtEndpoint<NoBody, TokenList>("fetchProjectTokens", "GET", "jwt/project")
+    public static let createProjectJwt = JwtEndpoint<CreateProjectTokenRequest, CreatedToken>("createProjectJwt", "POST", "jwt/project")
+    public static let discardProjectJwt = JwtEndpoint<NoBody, DiscardedToken>("discardProjectJwt", "DELETE", "jwt/project/{token_id}")
+    public static let createUserJwt = JwtEndpoint<CreateUserTokenRequest, CreatedToken>("createUserJwt", "POST", "jwt/user")
+    public static let discardUserJwt = JwtEndpoint<NoBody, DiscardedToken>("discardUserJwt", "DELETE", "jwt/user/{token_id}")
+    // Note: DELETE jwt/user/{token_id} and GET jwt/user/{user_id} share a
+    // path; only the method tells them apart.
+    public static let fetchUserTokens = JwtEndpoint<NoBody, TokenList>("fetchUserTokens", "GET", "jwt/user/{user_id}")
+}
 
-    public enum Body: Sendable { case createProjectToken, createUserToken }
+/// One operation, untyped: what a request to it is, whatever its models.
+public struct JwtOperation: Sendable, Equatable, CustomStringConvertible {
+    /// As MagicBell's SDKs and OpenAPI document name it (`createUserJwt`).
+    public let name: String
+    public let method: String
+    /// Relative to the API base URL.
+    public let path: PathTemplate
+    /// The request body's model; nil for an operation that takes none.
+    public let body: (any APIModel.Type)?
+    /// The model a success decodes to.
+    public let answer: any APIModel.Type
 
-    public var method: String {
-        switch self {
-        case .fetchProjectTokens, .fetchUserTokens: return "GET"
-        case .createProjectJwt, .createUserJwt: return "POST"
-        case .discardProjectJwt, .discardUserJwt: return "DELETE"
-        }
-    }
-
-    /// Relative to the API base URL. `{…}` is the one path parameter.
-    /// Note: DELETE jwt/user/{token_id} and GET jwt/user/{user_id} share a
-    /// template; only the method tells them apart.
-    public var pathTemplate: String {
-        switch self {
-        case .fetchProjectTokens, .createProjectJwt: return "jwt/project"
-        case .discardProjectJwt: return "jwt/project/{token_id}"
-        case .createUserJwt: return "jwt/user"
-        case .discardUserJwt: return "jwt/user/{token_id}"
-        case .fetchUserTokens: return "jwt/user/{user_id}"
-        }
-    }
-
-    /// The path parameter's name, if the path has one.
-    public var pathParameter: String? {
-        switch self {
-        case .discardProjectJwt, .discardUserJwt: return "token_id"
-        case .fetchUserTokens: return "user_id"
-        default: return nil
-        }
-    }
-
-    public var body: Body? {
-        switch self {
-        case .createProjectJwt: return .createProjectToken
-        case .createUserJwt: return .createUserToken
-        default: return nil
-        }
-    }
-
+    /// The list operations (GET) take pagination; the others no query.
     public var isPaginated: Bool { method == "GET" }
 
-    var templateSegments: [Substring] { pathTemplate.split(separator: "/") }
+    public var description: String { name }
 
-    /// What a relative path (already split into decoded segments) and a
-    /// method resolve to.
-    public enum Match: Equatable, Sendable {
-        case operation(JwtOperation, pathValue: String?)
-        /// The path exists, but not with this method.
-        case methodNotAllowed(allowed: [String])
-        case notFound
+    public static func == (a: JwtOperation, b: JwtOperation) -> Bool { a.name == b.name }
+}
+
+/// One operation with its models as types: `call` builds what the client sends.
+public struct JwtEndpoint<Body: RequestModel, Answer: APIModel>: Sendable {
+    public let operation: JwtOperation
+
+    init(_ name: String, _ method: String, _ path: String) {
+        operation = JwtOperation(name: name, method: method, path: PathTemplate(path),
+                                 body: Body.none == nil ? Body.self : nil, answer: Answer.self)
     }
 
-    public static func match(method: String, segments: [String]) -> Match {
-        var allowed: [String] = []
-        for operation in allCases {
-            let template = operation.templateSegments
-            guard template.count == segments.count else { continue }
-            var pathValue: String?
-            var matches = true
-            for (pattern, segment) in zip(template, segments) {
-                if pattern.hasPrefix("{") {
-                    pathValue = segment
-                } else if pattern != segment {
-                    matches = false
-                    break
-                }
-            }
-            guard matches else { continue }
-            if operation.method == method { return .operation(operation, pathValue: pathValue) }
-            allowed.append(operation.method)
-        }
-        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+    /// The call, its path value sent as exactly one segment, its query
+    /// (list operations only) and body encoded by the rules of `JwtCall`.
+    public func call(pathValue: String? = nil, page: Pagination = Pagination(), body: Body) -> JwtCall<Answer> {
+        JwtCall(APIRequest(operation: operation, pathValue: pathValue,
+                           query: operation.isPaginated ? page.queryItems : [], body: body.encoded()))
+    }
+}
+
+extension JwtEndpoint where Body == NoBody {
+    public func call(pathValue: String? = nil, page: Pagination = Pagination()) -> JwtCall<Answer> {
+        call(pathValue: pathValue, page: page, body: NoBody())
     }
 }

@@ -6,7 +6,7 @@
 /// the same in both; the newer one makes more of them nullable, so optional
 /// fields here accept both absent and null.
 
-public struct CreateProjectTokenRequest: Codable, Equatable, Sendable {
+public struct CreateProjectTokenRequest: RequestModel, Equatable {
     /// 1 to 255 characters.
     public var name: String
     /// Lifetime in seconds, at least 1.
@@ -17,11 +17,15 @@ public struct CreateProjectTokenRequest: Codable, Equatable, Sendable {
         self.expiry = expiry
     }
 
-    /// Decodes and validates, as the published schema says: only `name`
-    /// and `expiry`; `name` required. Throws `InvalidRequestBody`.
+    public static let schema = ModelSchema("CreateProjectTokenRequest", [
+        .init("name", .string(minLength: 1, maxLength: RequestFields.maxStringLength), required: true),
+        .init("expiry", .integer(minimum: 1), nullable: true),
+    ], closed: true)
+
+    /// Decodes and validates by `schema`. Throws `InvalidRequestBody`.
     public init(from decoder: any Decoder) throws {
-        let fields = try RequestFields(decoder, allowed: ["expiry", "name"])
-        guard let name = try fields.string("name", minimum: 1) else {
+        let fields = try RequestFields(decoder, Self.schema)
+        guard let name = try fields.string("name") else {
             throw InvalidRequestBody(message: "name is required.")
         }
         self.name = name
@@ -29,7 +33,7 @@ public struct CreateProjectTokenRequest: Codable, Equatable, Sendable {
     }
 }
 
-public struct CreateUserTokenRequest: Codable, Equatable, Sendable {
+public struct CreateUserTokenRequest: RequestModel, Equatable {
     public var email: String?
     public var externalID: String?
     public var name: String?
@@ -47,13 +51,19 @@ public struct CreateUserTokenRequest: Codable, Equatable, Sendable {
         case externalID = "external_id"
     }
 
-    /// Decodes and validates: only the four fields; `email` or
-    /// `external_id` non-empty. Throws `InvalidRequestBody`.
+    public static let schema = ModelSchema("CreateUserTokenRequest", [
+        .init("email", .string(maxLength: RequestFields.maxStringLength), nullable: true),
+        .init("external_id", .string(maxLength: RequestFields.maxStringLength), nullable: true),
+        .init("name", .string(maxLength: RequestFields.maxStringLength), nullable: true),
+        .init("expiry", .integer(minimum: 1), nullable: true),
+    ], requiresOneOf: ["email", "external_id"], closed: true)
+
+    /// Decodes and validates by `schema`. Throws `InvalidRequestBody`.
     public init(from decoder: any Decoder) throws {
-        let fields = try RequestFields(decoder, allowed: ["email", "expiry", "external_id", "name"])
-        email = try fields.string("email", minimum: 0)
-        externalID = try fields.string("external_id", minimum: 0)
-        name = try fields.string("name", minimum: 0)
+        let fields = try RequestFields(decoder, Self.schema)
+        email = try fields.string("email")
+        externalID = try fields.string("external_id")
+        name = try fields.string("name")
         expiry = try fields.expiry()
         guard email?.isEmpty == false || externalID?.isEmpty == false else {
             throw InvalidRequestBody(message: "email or external_id is required (a non-empty string).")
@@ -68,8 +78,8 @@ public struct InvalidRequestBody: Error, Equatable, Sendable {
     public let message: String
 }
 
-/// The schema rules both create bodies share. Strings are counted in
-/// characters (Unicode scalars), as JSON Schema's maxLength counts them.
+/// A request body's fields, checked by its model's schema. Strings are
+/// counted in characters (Unicode scalars), as JSON Schema's maxLength counts them.
 struct RequestFields {
     static let maxStringLength = 255
 
@@ -81,18 +91,24 @@ struct RequestFields {
     }
 
     private let container: KeyedDecodingContainer<Key>
+    private let schema: ModelSchema
 
-    init(_ decoder: any Decoder, allowed: [String]) throws {
+    init(_ decoder: any Decoder, _ schema: ModelSchema) throws {
         container = try decoder.container(keyedBy: Key.self)
+        self.schema = schema
+        let allowed = schema.fields.map(\.name).sorted()
         if let unknown = container.allKeys.map(\.stringValue).sorted().first(where: { !allowed.contains($0) }) {
             let shown = unknown.count > 40 ? String(unknown.prefix(40)) + "…" : unknown
             throw InvalidRequestBody(message: "Unknown field \"\(shown)\"; allowed: \(allowed.joined(separator: ", ")).")
         }
     }
 
-    /// A string of `minimum` to 255 characters without control characters,
-    /// or nil when absent or null.
-    func string(_ field: String, minimum: Int) throws -> String? {
+    /// A string of the schema's length without control characters, or nil
+    /// when absent or null.
+    func string(_ field: String) throws -> String? {
+        guard case .string(let minimum, let maximum)? = schema[field]?.kind else {
+            preconditionFailure("\(field) is not a string of \(schema.name)")
+        }
         let key = Key(stringValue: field)
         guard container.contains(key), try !container.decodeNil(forKey: key) else { return nil }
         let text: String
@@ -101,8 +117,9 @@ struct RequestFields {
         } catch DecodingError.typeMismatch {
             throw InvalidRequestBody(message: "\(field) must be a string.")
         } // Other errors are bytes that are not JSON (strings are checked as they are read): rethrown.
-        guard (minimum...Self.maxStringLength).contains(text.unicodeScalars.count) else {
-            throw InvalidRequestBody(message: "\(field) must be \(minimum) to \(Self.maxStringLength) characters.")
+        let maximumLength = maximum ?? Int.max
+        guard (minimum...maximumLength).contains(text.unicodeScalars.count) else {
+            throw InvalidRequestBody(message: "\(field) must be \(minimum) to \(maximumLength) characters.")
         }
         // Ids and names end up in dashboards and logs: no NUL, newlines or ESC.
         guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
@@ -117,7 +134,8 @@ struct RequestFields {
     func expiry() throws -> Int? {
         let key = Key(stringValue: "expiry")
         guard container.contains(key), try !container.decodeNil(forKey: key) else { return nil }
-        let refusal = InvalidRequestBody(message: "expiry must be a whole number of seconds, at least 1, or null.")
+        guard case .integer(let minimum)? = schema["expiry"]?.kind else { preconditionFailure("no expiry in \(schema.name)") }
+        let refusal = InvalidRequestBody(message: "expiry must be a whole number of seconds, at least \(minimum ?? 1), or null.")
         let value: Int
         if let integer = try? container.decode(Int.self, forKey: key) {
             value = integer
@@ -127,13 +145,13 @@ struct RequestFields {
         } else {
             throw refusal
         }
-        guard value >= 1 else { throw refusal }
+        guard value >= minimum ?? Int.min else { throw refusal }
         return value
     }
 }
 
 /// The answer to a create (201): `AccessToken` (older) / `CreateTokenResponse` (newer).
-public struct CreatedToken: Codable, Equatable, Sendable {
+public struct CreatedToken: APIModel, Codable, Equatable {
     /// The JWT. MagicBell returns it only once.
     public var token: String
     public var tokenID: String
@@ -147,16 +165,28 @@ public struct CreatedToken: Codable, Equatable, Sendable {
         case createdAt = "created_at"
         case expiresAt = "expires_at"
     }
+
+    public static let schema = ModelSchema("AccessToken", [
+        .init("token", .string(), required: true), .init("token_id", .string(), required: true),
+        .init("created_at", .string(), required: true), .init("expires_at", .string(), nullable: true),
+    ])
+
+    public var createdID: String? { tokenID }
 }
 
 /// The answer to a list (200): `ArrayOfFetchTokensResponseTokens` / `AccessTokenCollection`.
-public struct TokenList: Codable, Equatable, Sendable {
+public struct TokenList: APIModel, Codable, Equatable {
     public var data: [TokenListItem]
     public var links: Links?
+
+    public static let schema = ModelSchema("TokenList", [
+        .init("data", .list(of: TokenListItem.schema.name), required: true),
+        .init("links", .model(Links.schema.name), nullable: true),
+    ])
 }
 
 /// One listed token; note `id`, not `token_id`, and no token value.
-public struct TokenListItem: Codable, Equatable, Sendable {
+public struct TokenListItem: APIModel, Codable, Equatable {
     public var id: String?
     public var createdAt: String
     public var expiresAt: String?
@@ -169,16 +199,27 @@ public struct TokenListItem: Codable, Equatable, Sendable {
         case expiresAt = "expires_at"
         case discardedAt = "discarded_at"
     }
+
+    public static let schema = ModelSchema("TokenListItem", [
+        .init("id", .string(), nullable: true), .init("name", .string(), nullable: true),
+        .init("created_at", .string(), required: true), .init("expires_at", .string(), nullable: true),
+        .init("discarded_at", .string(), nullable: true),
+    ])
 }
 
-public struct Links: Codable, Equatable, Sendable {
+public struct Links: APIModel, Codable, Equatable {
     public var first: String?
     public var next: String?
     public var prev: String?
+
+    public static let schema = ModelSchema("Links", [
+        .init("first", .string(), nullable: true), .init("next", .string(), nullable: true),
+        .init("prev", .string(), nullable: true),
+    ])
 }
 
 /// The answer to a discard (200): `DiscardTokenResponse`.
-public struct DiscardedToken: Codable, Equatable, Sendable {
+public struct DiscardedToken: APIModel, Codable, Equatable {
     public var discardedAt: String
     public var tokenID: String
 
@@ -186,6 +227,10 @@ public struct DiscardedToken: Codable, Equatable, Sendable {
         case discardedAt = "discarded_at"
         case tokenID = "token_id"
     }
+
+    public static let schema = ModelSchema("DiscardTokenResponse", [
+        .init("discarded_at", .string(), required: true), .init("token_id", .string(), required: true),
+    ])
 }
 
 /// List pagination, in either style. Set one style's fields only.

@@ -3,10 +3,10 @@ import FastCGIServer
 import FoundationEssentials
 import MagicBellAPI
 
-/// Turns an admin request into the one MagicBell call it stands for, or
-/// refuses it. Everything forwarded is rebuilt from validated values: the
-/// path value re-encoded as one segment, the query re-encoded, the body
-/// re-serialized. Nothing here touches the network.
+/// The rules an admin request is checked by before its call is built
+/// (`JwtEndpoint.forward`): everything forwarded is rebuilt from validated
+/// values: the path value re-encoded as one segment, the query re-encoded,
+/// the body re-serialized from its model. Nothing here touches the network.
 enum AdminRequest {
     /// Larger bodies are refused with 413.
     static let maxBodyBytes = 64 * 1024
@@ -14,35 +14,6 @@ enum AdminRequest {
     /// (Unicode scalars), as JSON Schema's maxLength counts them.
     static let maxIDLength = 255
     static let maxPageSize = 1000
-
-    /// Which operation the method and path name, with the decoded path value.
-    /// `segments` are the matched path's, decoded once by the server (see `Route`).
-    static func resolve(method: String, segments: [String]) throws(EndpointError) -> (JwtOperation, String?) {
-        guard !segments.contains(where: \.isEmpty) else { throw .notFound } // "//" or a trailing "/"
-        switch JwtOperation.match(method: method, segments: segments) {
-        case .operation(let operation, let pathValue): return (operation, pathValue)
-        case .methodNotAllowed(let allowed): throw .methodNotAllowed(allowed)
-        case .notFound: throw .notFound
-        }
-    }
-
-    /// The validated call for a resolved operation.
-    static func build(_ operation: JwtOperation, pathValue: String?, request: some RequestParameters & RequestBodyReader)
-        throws(EndpointError) -> AdminCall {
-        if let pathValue, let name = operation.pathParameter { try validateID(pathValue, name: name) }
-        let page = try parseQuery(request.param("QUERY_STRING").map(Array.init) ?? [], paginated: operation.isPaginated)
-        let id = pathValue ?? ""
-        switch operation {
-        case .fetchProjectTokens: return .list(.fetchProjectTokens(page))
-        case .fetchUserTokens: return .list(.fetchUserTokens(userID: id, page))
-        case .discardProjectJwt: return .discard(.discardProjectJwt(tokenID: id))
-        case .discardUserJwt: return .discard(.discardUserJwt(tokenID: id))
-        case .createProjectJwt:
-            return .create(.createProjectJwt(try decode(CreateProjectTokenRequest.self, json: try body(request))))
-        case .createUserJwt:
-            return .create(.createUserJwt(try decode(CreateUserTokenRequest.self, json: try body(request))))
-        }
-    }
 
     static func validateID(_ value: String, name: String) throws(EndpointError) {
         let bytes = Array(value.utf8)
@@ -127,32 +98,6 @@ enum AdminRequest {
             throw .invalid(.invalidBody, invalid.message)
         } catch {
             throw .invalid(.invalidJSON, "The body must be a JSON object.")
-        }
-    }
-
-    /// What a create body is forwarded as: exactly the validated fields,
-    /// nulls left out (the older API revision has no nulls), keys sorted.
-    static func validate(_ kind: JwtOperation.Body, json: [UInt8]) throws(EndpointError) -> [UInt8] {
-        let call: JwtCall<CreatedToken>
-        switch kind {
-        case .createProjectToken: call = .createProjectJwt(try decode(CreateProjectTokenRequest.self, json: json))
-        case .createUserToken: call = .createUserJwt(try decode(CreateUserTokenRequest.self, json: json))
-        }
-        return call.request.body ?? []
-    }
-}
-
-/// A validated admin call, by the model its answer decodes to.
-enum AdminCall {
-    case list(JwtCall<TokenList>)
-    case create(JwtCall<CreatedToken>)
-    case discard(JwtCall<DiscardedToken>)
-
-    var request: APIRequest {
-        switch self {
-        case .list(let call): return call.request
-        case .create(let call): return call.request
-        case .discard(let call): return call.request
         }
     }
 }

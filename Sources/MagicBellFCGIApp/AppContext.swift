@@ -44,7 +44,7 @@ public final class AppContext: Sendable {
     /// One call to MagicBell, timed into the upstream latency histogram.
     func perform<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient) throws(MagicBellAPIError) -> Answered<Answer> {
         let started = MonotonicClock.now()
-        defer { metrics.observeUpstream(operation: call.request.operation.rawValue, seconds: MonotonicClock.now() - started) }
+        defer { metrics.observeUpstream(operation: call.request.operation.name, seconds: MonotonicClock.now() - started) }
         return try client.perform(call)
     }
 }

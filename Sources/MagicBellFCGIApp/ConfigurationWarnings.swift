@@ -9,7 +9,7 @@ extension Configuration {
     /// for each request (in CGI mode they arrive in the environment, as every
     /// request param does, RFC 3875 §4.1); as configuration they do nothing.
     static let requestParams = ["\(Route.routeParam)", "\(Identity.externalIDParam)", "\(Identity.emailParam)",
-                                "\(AdminEndpoint.siteOriginParam)"]
+                                "\(Steps.siteOriginParam)"]
 
     /// RFC 7518 §3.2: an HS256 key should be at least 256 bits.
     public static let recommendedSecretBytes = 32

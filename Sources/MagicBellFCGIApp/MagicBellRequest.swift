@@ -1,57 +1,38 @@
 import FastCGIServer
-import MagicBellJWT
 
 /// One request as the app acts on it, parsed and checked once by
-/// `MagicBellResponder.handle`: what it is for (the route the location
-/// declared, with the identity that route needs), the method, nginx's
-/// request id, and the params for what only one endpoint reads (the admin
-/// route's query, body and origin headers). Endpoints take this value and
-/// never look at the route, path, method or identity params again.
+/// `MagicBellResponder.handle`: the route the location declared, the
+/// method, and the path that route acts on (the admin route's segments
+/// after `/magicbell-admin/`), with the params for what only one handler
+/// reads (the identity, the admin route's query, body and origin headers).
+/// Handlers take this value and never look at the route, path or method
+/// params again.
 struct MagicBellRequest<Params: RequestParameters & RequestBodyReader> {
-    enum Action {
-        /// A token for `user`.
-        case token(user: UserIdentity)
-        /// An admin call: the path after `/magicbell-admin/`, and who the
-        /// location says is acting (for the audit line), if it says. A
-        /// refused actor is kept as the error, so that the refusal is audited too.
-        case admin(path: [String], actor: Result<UserIdentity?, EndpointError>)
-        case metrics
-        case health
-    }
-
-    let action: Action
-    let method: HTTPMethod
     let params: Params
-
-    /// Checks what `route` needs: the token route takes GET and POST (405
-    /// otherwise) and requires an identity (401 without); the admin route
-    /// takes an identity if set; metrics none; health GET and HEAD (405
-    /// otherwise), and never reads an identity param, so none can refuse it.
-    init(_ params: Params, route: Route, method: HTTPMethod) throws(EndpointError) {
-        switch route {
-        case .token:
-            guard method == .get || method == .post else { throw .methodNotAllowed }
-            guard let user = try Identity.of(params) else { throw .unauthenticated }
-            action = .token(user: user)
-        case .admin(let path):
-            action = .admin(path: path, actor: Result { () throws(EndpointError) in try Identity.of(params) })
-        case .metrics:
-            action = .metrics
-        case .health:
-            guard method == .get || method == .head else { throw .methodNotAllowed(["GET", "HEAD"]) }
-            action = .health
-        }
-        self.method = method
-        self.params = params
-    }
+    let route: Route
+    let method: HTTPMethod
+    let path: [String]
 
     /// nginx's `$request_id`, for logs (`-` when the location sets none).
     var requestID: String { params.string("REQUEST_ID") ?? "-" }
 }
 
+/// What the steps and the handler of one request tell each other: the
+/// entry it matched, and for the audit line, what the call acted on and
+/// how it went.
+struct RequestState {
+    /// The matched entry's name (`createUserJwt`, `metrics`, `console`); nil before a match.
+    var entry: String?
+    var auditsRefusalsOnly = false
+    /// The path value, or a create's new token id.
+    var target: String?
+    /// `ok` or `upstream_error` once MagicBell answered.
+    var outcome: String?
+}
+
 /// A request method, read once. Methods are case-sensitive (RFC 9110 §9.1):
 /// `get` is not `GET`.
-enum HTTPMethod: Equatable {
+enum HTTPMethod: Equatable, Sendable {
     case get, post, delete, head
     case other(String)
 
@@ -70,6 +51,17 @@ enum HTTPMethod: Equatable {
             self = .head
         } else {
             self = .other(String(decoding: bytes.prefix(32), as: UTF8.self))
+        }
+    }
+
+    /// A method by name, as an operation's description spells it.
+    init(_ name: String) {
+        switch name {
+        case "GET": self = .get
+        case "POST": self = .post
+        case "DELETE": self = .delete
+        case "HEAD": self = .head
+        default: self = .other(name)
         }
     }
 

@@ -8,6 +8,9 @@ import Logging
 public final class MagicBellResponder: FastCGIResponder {
     private var token: TokenEndpoint
     private var admin: AdminEndpoint
+    private var steps: Steps
+    /// `RouteTable.app`, kept here: read without a once-check per request.
+    private let routes = RouteTable.app
     private var logger: Logger
     /// This worker's own token counters (see `Metrics`).
     private let counters: Metrics.TokenCounters
@@ -25,6 +28,7 @@ public final class MagicBellResponder: FastCGIResponder {
         let (context, generation) = holder.snapshot()
         token = try TokenEndpoint(context: context)
         admin = AdminEndpoint(context: context)
+        steps = Steps(context: context)
         logger = context.logger
         counters = context.metrics.registerWorker()
         logsEveryRequest = context.logger.logLevel <= .debug
@@ -36,6 +40,7 @@ public final class MagicBellResponder: FastCGIResponder {
     public init(context: AppContext) throws {
         token = try TokenEndpoint(context: context)
         admin = AdminEndpoint(context: context)
+        steps = Steps(context: context)
         logger = context.logger
         counters = context.metrics.registerWorker()
         logsEveryRequest = context.logger.logLevel <= .debug
@@ -55,6 +60,7 @@ public final class MagicBellResponder: FastCGIResponder {
         do {
             token = try TokenEndpoint(context: context)
             admin = AdminEndpoint(context: context)
+            steps = Steps(context: context)
             logger = context.logger
         } catch {
             // Only an OpenSSL failure gets here; keep serving with what works.
@@ -67,19 +73,31 @@ public final class MagicBellResponder: FastCGIResponder {
     /// metrics routes, and a refusal, answer the same whatever the body, so
     /// a body still arriving (a web server that streams uploads) is not
     /// waited for (issue 19 §2).
-    public func answersBeforeBody(_ request: some RequestParameters) -> Bool {
-        !(request.param(Route.routeParam)?.equals("admin") ?? false)
+    public func answersBeforeBody(_ request: FastCGIRequest) -> Bool {
+        declared(request) != .admin
     }
 
-    /// The admin route (MagicBell calls; its console and metrics pages
-    /// are rare enough to go along) and, with `MAGICBELL_MINT=api`, the
-    /// token route wait on MagicBell: the server answers them on its
+    /// As above, for params from anywhere (tests, tools).
+    public func answersBeforeBody(_ request: some RequestParameters) -> Bool {
+        (try? Route.declared(request)) != .admin
+    }
+
+    /// The admin route's group blocks (MagicBell calls; its console and
+    /// metrics pages are rare enough to go along), and so does the token
+    /// route with `MAGICBELL_MINT=api`: the server answers them on its
     /// blocking pool, never on an event loop. Everything else (local
     /// tokens, health, metrics, refusals) is answered where it was read.
-    public func blocks(_ request: some RequestParameters) -> Bool {
+    public func blocks(_ request: FastCGIRequest) -> Bool {
         if let holder, holder.generation != generation { followReload(holder) }
-        guard let route = request.param(Route.routeParam) else { return false }
-        return route.equals("admin") || (token.mintsOnMagicBell && route.equals("token"))
+        guard let route = declared(request) else { return false }
+        return routes[route].blocks || (route == .token && token.mintsOnMagicBell)
+    }
+
+    /// The declared route, looked up once per request: kept as the
+    /// request's note (`route.rawValue + 1`; -1 for none) from `blocks` to `respond`.
+    private func declared(_ request: FastCGIRequest) -> Route? {
+        if request.note == 0 { request.note = (try? Route.declared(request)).map { $0.rawValue + 1 } ?? -1 }
+        return request.note > 0 ? Route(rawValue: request.note - 1) : nil
     }
 
     /// Unix seconds; `time()` is a vDSO call, no syscall.
@@ -87,7 +105,7 @@ public final class MagicBellResponder: FastCGIResponder {
 
     public func respond(to request: FastCGIRequest, with response: inout HTTPResponse) {
         if let holder, holder.generation != generation { followReload(holder) }
-        handle(request, &response)
+        handle(request, &response, declared: declared(request))
     }
 
     /// The whole request → response mapping, for any source of params.
@@ -100,37 +118,37 @@ public final class MagicBellResponder: FastCGIResponder {
     /// that a failure seen in the browser leads to its line. A token at info
     /// level has no line, so its answer skips the header (and the lookup).
     public func handle(_ params: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse) {
+        handle(params, &response, declared: nil)
+    }
+
+    /// `declared`: the route already looked up (nil: look it up, and refuse
+    /// a request without one).
+    private func handle(_ params: some RequestParameters & RequestBodyReader, _ response: inout HTTPResponse,
+                        declared: Route?) {
         let started = logsEveryRequest ? MonotonicClock.now() : 0
         let method = HTTPMethod(params.param("REQUEST_METHOD"))
         var routeName = "none"
-        var isAdmin = false
         var isHealth = false
+        var answeredByItsSteps = false
         var failed = false
         var misconfigured: Logger.Metadata?
         do throws(EndpointError) {
-            let route: Route
-            do {
-                route = try Route.of(params)
+            let route: Route, path: [String]
+            do throws(Route.Refusal) {
+                if let declared { route = declared } else { route = try Route.declared(params) }
+                routeName = route.name
+                path = try route.path(params)
             } catch {
                 let (answer, warning) = Self.refusal(error)
                 misconfigured = warning
                 throw answer
             }
-            routeName = route.name
             isHealth = route == .health
-            isAdmin = route != .token && !isHealth
-            let request = try MagicBellRequest(params, route: route, method: method)
-            switch request.action {
-            case .token(let user):
-                try token.respond(to: request, for: user, with: &response)
-                counters.minted.add(1, ordering: .relaxed)
-            case .admin(let path, let actor):
-                admin.respond(to: request, path: path, actor: actor, with: &response)
-            case .metrics:
-                admin.respondWithMetrics(to: request, with: &response)
-            case .health:
-                Self.respondHealthy(with: &response)
-            }
+            let request = MagicBellRequest(params: params, route: route, method: method, path: path)
+            let group = routes[route]
+            answeredByItsSteps = !group.steps.isEmpty
+            var state = RequestState()
+            try pass(request, group, step: 0, &state, &response)
         } catch {
             failed = true
             if !isHealth { counters.refused(error.code) }
@@ -146,7 +164,7 @@ public final class MagicBellResponder: FastCGIResponder {
         }
         // A probe every few seconds is counted, answered or refused, apart from tokens.
         if isHealth { counters.healthChecks.add(1, ordering: .relaxed) }
-        if failed || isAdmin || logsEveryRequest, let requestID = params.param("REQUEST_ID") {
+        if failed || answeredByItsSteps || logsEveryRequest, let requestID = params.param("REQUEST_ID") {
             response.addHeader("X-Request-Id", visibleASCII: requestID)
         }
         // RFC 9110 §9.3.2: no answer to HEAD has a body, on any route (HAProxy
@@ -157,6 +175,51 @@ public final class MagicBellResponder: FastCGIResponder {
             var fields = Self.requestFields(params, routeName, method, status: response.status)
             fields["duration_ms"] = .stringConvertible(MonotonicClock.milliseconds(since: started))
             logger.debug("request", metadata: fields)
+        }
+    }
+
+    /// The group's steps from `step` on, outermost first, then its entry
+    /// for the method and path (404 or 405 without one) and that entry's handler.
+    private func pass(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, _ group: RouteTable.Group,
+                      step: Int, _ state: inout RequestState, _ response: inout HTTPResponse) throws(EndpointError) {
+        guard step < group.steps.count else { return try answer(request, &state, &response) }
+        let next = { (state: inout RequestState, response: inout HTTPResponse) throws(EndpointError) in
+            try self.pass(request, group, step: step + 1, &state, &response)
+        }
+        switch group.steps[step] {
+        case .counted: steps.counted(&state, &response, next)
+        case .audited: steps.audited(request, &state, &response, next)
+        case .sameOrigin:
+            try steps.checkOrigin(request.params)
+            try next(&state, &response)
+        }
+    }
+
+    private func answer(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>,
+                        _ state: inout RequestState, _ response: inout HTTPResponse) throws(EndpointError) {
+        switch routes.match(request.route, request.method, path: request.path) {
+        case .notFound:
+            throw .notFound
+        case .methodNotAllowed(let allowed, let name):
+            state.entry = name
+            throw request.route == .token ? .methodNotAllowed : .methodNotAllowed(allowed)
+        case .found(let entry, let pathValue):
+            state.entry = entry.name
+            state.auditsRefusalsOnly = entry.auditsRefusalsOnly
+            switch entry.handler {
+            case .token:
+                guard let user = try Identity.of(request.params) else { throw .unauthenticated }
+                try token.respond(to: request, for: user, with: &response)
+                counters.minted.add(1, ordering: .relaxed)
+            case .health:
+                Self.respondHealthy(with: &response)
+            case .metrics:
+                admin.serveMetrics(&response)
+            case .asset(let asset):
+                try ConsoleAssets.serve(asset, fetchSite: request.params.string("HTTP_SEC_FETCH_SITE")?.lowercased(), &response)
+            case .forward(let operation):
+                try operation.forward(request, pathValue: pathValue, via: admin, &state, &response)
+            }
         }
     }
 

@@ -84,7 +84,7 @@ final class TokenEndpoint {
         defer { context.mintGate.leave() }
         let created: CreatedToken
         do {
-            created = try context.perform(.createUserJwt(body), with: client).value
+            created = try context.perform(JwtService.createUserJwt.call(body: body), with: client).value
         } catch {
             throw EndpointError(upstream: error)
         }

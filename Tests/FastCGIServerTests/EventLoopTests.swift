@@ -37,8 +37,8 @@ struct EventLoopTests {
             response.addHeader("Content-Type", "text/plain")
         }
 
-        func blocks(_ request: some RequestParameters) -> Bool { request.string("MAGICBELL_ROUTE") == "admin" }
-        func answersBeforeBody(_ request: some RequestParameters) -> Bool { request.string("MAGICBELL_ROUTE") == "token" }
+        func blocks(_ request: FastCGIRequest) -> Bool { request.string("MAGICBELL_ROUTE") == "admin" }
+        func answersBeforeBody(_ request: FastCGIRequest) -> Bool { request.string("MAGICBELL_ROUTE") == "token" }
     }
 
     /// One loop of a server whose listen socket is never used.

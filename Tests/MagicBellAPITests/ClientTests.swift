@@ -48,7 +48,7 @@ import FoundationNetworking
     @Test func timeoutGarbageDropAndRedirect() throws {
         let fake = try FakeMagicBell()
         let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 1)
-        let list = APIRequest(operation: .fetchProjectTokens)
+        let list = APIRequest(operation: JwtService.fetchProjectTokens.operation)
 
         _ = try fake.control("misbehave", #"{"mode":"hang"}"#)
         let start = Date()
@@ -67,7 +67,7 @@ import FoundationNetworking
         _ = try fake.control("misbehave", #"{"mode":"drop"}"#)
         #expect(try client.send(list).status == 200)
         _ = try fake.control("misbehave", #"{"mode":"drop"}"#)
-        let create = APIRequest(operation: .createProjectJwt, body: Array(#"{"name":"once"}"#.utf8))
+        let create = APIRequest(operation: JwtService.createProjectJwt.operation, body: Array(#"{"name":"once"}"#.utf8))
         #expect(throws: MagicBellAPIError.self) { try client.send(create) }
 
         _ = try fake.control("misbehave", #"{"mode":"redirect"}"#)
@@ -86,18 +86,18 @@ import FoundationNetworking
         let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 5)
         let long = String(repeating: "x", count: 256)
         let refused: [(JwtOperation, String)] = [
-            (.createProjectJwt, "{}"), (.createProjectJwt, #"{"expiry":60}"#),
-            (.createProjectJwt, #"{"name":"\#(long)"}"#), (.createProjectJwt, #"{"name":7}"#),
-            (.createProjectJwt, #"{"name":"a","expiry":1.5}"#), (.createProjectJwt, #"{"name":"a","expiry":0}"#),
-            (.createProjectJwt, #"{"name":"a","expiry":true}"#), (.createUserJwt, #"{"external_id":"u","expiry":"60"}"#),
-            (.createUserJwt, #"{"email":"\#(long)"}"#), (.createUserJwt, #"{"external_id":"u","name":"\#(long)"}"#),
+            (JwtService.createProjectJwt.operation, "{}"), (JwtService.createProjectJwt.operation, #"{"expiry":60}"#),
+            (JwtService.createProjectJwt.operation, #"{"name":"\#(long)"}"#), (JwtService.createProjectJwt.operation, #"{"name":7}"#),
+            (JwtService.createProjectJwt.operation, #"{"name":"a","expiry":1.5}"#), (JwtService.createProjectJwt.operation, #"{"name":"a","expiry":0}"#),
+            (JwtService.createProjectJwt.operation, #"{"name":"a","expiry":true}"#), (JwtService.createUserJwt.operation, #"{"external_id":"u","expiry":"60"}"#),
+            (JwtService.createUserJwt.operation, #"{"email":"\#(long)"}"#), (JwtService.createUserJwt.operation, #"{"external_id":"u","name":"\#(long)"}"#),
         ]
         for (operation, body) in refused {
             #expect(try client.send(APIRequest(operation: operation, body: Array(body.utf8))).status == 422, "\(body)")
         }
         let accepted: [(JwtOperation, String)] = [
-            (.createProjectJwt, #"{"name":"\#(String(long.dropLast()))","expiry":3600.0}"#),
-            (.createUserJwt, #"{"external_id":"u"}"#), (.createUserJwt, #"{"email":"e@example.com","name":null,"expiry":null}"#),
+            (JwtService.createProjectJwt.operation, #"{"name":"\#(String(long.dropLast()))","expiry":3600.0}"#),
+            (JwtService.createUserJwt.operation, #"{"external_id":"u"}"#), (JwtService.createUserJwt.operation, #"{"email":"e@example.com","name":null,"expiry":null}"#),
         ]
         for (operation, body) in accepted {
             #expect(try client.send(APIRequest(operation: operation, body: Array(body.utf8))).status == 201, "\(body)")
@@ -107,19 +107,19 @@ import FoundationNetworking
     @Test func typedCallsCheckTheAnswerAgainstTheModel() throws {
         let fake = try FakeMagicBell()
         let client = JWTServiceClient(projectToken: fake.token, baseURL: fake.baseURL, timeout: 2)
-        let created = try client.perform(.createProjectJwt(CreateProjectTokenRequest(name: "typed")))
+        let created = try client.perform(JwtService.createProjectJwt.call(body: CreateProjectTokenRequest(name: "typed")))
         #expect(created.status == 201 && created.value.tokenID.count > 0)
         #expect(try JSONDecoder().decode(CreatedToken.self, from: Data(created.body)) == created.value, "the bytes as sent")
 
         _ = try fake.control("misbehave", #"{"mode":"garbage"}"#)
-        let garbage = #expect(throws: MagicBellAPIError.self) { try client.perform(.fetchProjectTokens()) }
+        let garbage = #expect(throws: MagicBellAPIError.self) { try client.perform(JwtService.fetchProjectTokens.call()) }
         guard case .undecodable(200, let body) = garbage else { Issue.record("\(String(describing: garbage))"); return }
         #expect(body.starts(with: Array("<html>".utf8)), "the bytes are kept")
         _ = try fake.control("misbehave", #"{"mode":"redirect"}"#)
-        #expect(throws: MagicBellAPIError.invalidResponse("status 302")) { try client.perform(.fetchProjectTokens()) }
+        #expect(throws: MagicBellAPIError.invalidResponse("status 302")) { try client.perform(JwtService.fetchProjectTokens.call()) }
         let wrong = JWTServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 2)
         do {
-            _ = try wrong.perform(.discardUserJwt(tokenID: "x"))
+            _ = try wrong.perform(JwtService.discardUserJwt.call(pathValue: "x"))
             Issue.record("expected an error")
         } catch {
             guard case .http(401, _, _) = error else { Issue.record("\(error)"); return }

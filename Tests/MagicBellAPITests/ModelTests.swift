@@ -85,30 +85,37 @@ import Testing
 }
 
 @Suite struct OperationTests {
-    @Test func everyOperationIsDescribedOnce() {
-        #expect(JwtOperation.allCases.count == 6)
-        let routes = Set(JwtOperation.allCases.map { "\($0.method) \($0.pathTemplate)" })
-        #expect(routes.count == 6)
+    @Test func pathTemplatesAreSplitOnceThenMatchedAndRendered() {
+        let template = PathTemplate("jwt/user/{user_id}")
+        #expect(template.parameter == "user_id")
+        #expect(template.description == "jwt/user/{user_id}")
+        let fit = template.match(["jwt", "user", "u1"])
+        #expect(fit.matches && fit.value == "u1")
+        #expect(!template.match(["jwt", "user"]).matches)
+        #expect(!template.match(["jwt", "team", "u1"]).matches)
+        #expect(!template.match(["jwt", "user", "a", "b"]).matches)
+        #expect(PathTemplate("jwt/project").match(["jwt", "project"]).matches)
+        #expect(PathTemplate("jwt/project").parameter == nil)
+        #expect(template.render("a b/c") == "jwt/user/a%20b%2Fc")
     }
 
-    @Test func matchingDispatchesOnMethodForTheSharedUserPath() {
-        #expect(JwtOperation.match(method: "GET", segments: ["jwt", "user", "u1"]) == .operation(.fetchUserTokens, pathValue: "u1"))
-        #expect(JwtOperation.match(method: "DELETE", segments: ["jwt", "user", "t1"]) == .operation(.discardUserJwt, pathValue: "t1"))
-        #expect(JwtOperation.match(method: "GET", segments: ["jwt", "project"]) == .operation(.fetchProjectTokens, pathValue: nil))
-        #expect(JwtOperation.match(method: "POST", segments: ["jwt", "user"]) == .operation(.createUserJwt, pathValue: nil))
-    }
-
-    @Test func wrongMethodsAndUnknownPaths() {
-        #expect(JwtOperation.match(method: "PUT", segments: ["jwt", "user", "x"]) == .methodNotAllowed(allowed: ["DELETE", "GET"]))
-        #expect(JwtOperation.match(method: "GET", segments: ["jwt", "user"]) == .methodNotAllowed(allowed: ["POST"]))
-        #expect(JwtOperation.match(method: "GET", segments: ["jwt"]) == .notFound)
-        #expect(JwtOperation.match(method: "GET", segments: ["jwt", "team"]) == .notFound)
-        #expect(JwtOperation.match(method: "GET", segments: ["jwt", "user", "a", "b"]) == .notFound)
+    @Test func eachOperationNamesItsMethodPathAndModels() {
+        #expect(JwtService.createUserJwt.operation.body?.schema.name == "CreateUserTokenRequest")
+        #expect(JwtService.createUserJwt.operation.answer.schema.name == "AccessToken")
+        #expect(JwtService.fetchUserTokens.operation.body == nil)
+        #expect(JwtService.discardUserJwt.operation.answer.schema.name == "DiscardTokenResponse")
+        #expect(JwtService.discardUserJwt.operation.method == "DELETE")
+        // Only the lists take a query; the rest send none whatever they are given.
+        #expect(JwtService.fetchProjectTokens.call(page: Pagination(limit: 5)).request.query.count == 1)
+        #expect(JwtService.discardProjectJwt.call(pathValue: "x", page: Pagination(limit: 5)).request.query.isEmpty)
+        #expect(JwtService.fetchUserTokens.call(pathValue: "u").request.body == nil)
+        #expect(JwtService.createProjectJwt.call(body: CreateProjectTokenRequest(name: "n/a", expiry: nil)).request.body
+            == Array(#"{"name":"n/a"}"#.utf8))
     }
 
     @Test func urlsEncodeThePathValueAsOneSegment() {
         let client = JWTServiceClient(projectToken: "t", baseURL: URL(string: "https://api.magicbell.com/v2/")!)
-        let url = client.url(for: APIRequest(operation: .fetchUserTokens, pathValue: "a b/c?d#é",
+        let url = client.url(for: APIRequest(operation: JwtService.fetchUserTokens.operation, pathValue: "a b/c?d#é",
                                              query: [("page[size]", "5"), ("starting_after", "x&y=z")]))
         #expect(url?.absoluteString ==
             "https://api.magicbell.com/v2/jwt/user/a%20b%2Fc%3Fd%23%C3%A9?page%5Bsize%5D=5&starting_after=x%26y%3Dz")

@@ -120,8 +120,11 @@ extension MetricsTests {
         #expect(scraped.status == 200)
         #expect(String(decoding: scraped.body, as: UTF8.self).contains("magicbell_fcgi_tokens_minted_total"))
         #expect(Self.ask(responder, elsewhere.merging(["REQUEST_METHOD": "DELETE"]) { $1 }).status == 405)
-        // Metrics need no project token; every other admin path does.
-        let other = Self.ask(responder, ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/metrics/", "MAGICBELL_ROUTE": "admin"])
+        // Metrics need no project token; MagicBell's operations do. A path
+        // that is neither is not found, configured or not.
+        let other = Self.ask(responder, ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/jwt/project", "MAGICBELL_ROUTE": "admin"])
         #expect(other.status == 503)
+        let unknown = Self.ask(responder, ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-admin/metrics/", "MAGICBELL_ROUTE": "admin"])
+        #expect(unknown.status == 404)
     }
 }

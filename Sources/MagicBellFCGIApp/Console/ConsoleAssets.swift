@@ -8,13 +8,24 @@ import FastCGIServer
 /// scripts/embed-console (ConsoleFiles.swift; no resources: a bundle would
 /// need all of Foundation).
 enum ConsoleAssets {
-    /// What `path` (the segments after `/magicbell-admin/`) names, if one of the three.
-    static func asset(for path: [String]) -> (body: StaticString, contentType: StaticString)? {
-        switch path {
-        case [""]: (page, "text/html; charset=utf-8")
-        case ["console.js"]: (script, "text/javascript; charset=utf-8")
-        case ["console.css"]: (style, "text/css; charset=utf-8")
-        default: nil
+    /// The three files; `RouteTable.app` maps the paths to them.
+    enum Asset: Sendable {
+        case page, script, style
+
+        var body: StaticString {
+            switch self {
+            case .page: ConsoleAssets.page
+            case .script: ConsoleAssets.script
+            case .style: ConsoleAssets.style
+            }
+        }
+
+        var contentType: StaticString {
+            switch self {
+            case .page: "text/html; charset=utf-8"
+            case .script: "text/javascript; charset=utf-8"
+            case .style: "text/css; charset=utf-8"
+            }
         }
     }
 
@@ -29,15 +40,14 @@ enum ConsoleAssets {
     /// own browsing context group. Only a navigation the admin made here
     /// (typed, bookmarked) or a load from the page itself: a link from
     /// another site, even a sibling subdomain, does not open the console.
-    static func serve(_ asset: (body: StaticString, contentType: StaticString), method: HTTPMethod,
-                      fetchSite: String?, _ response: inout HTTPResponse) throws(EndpointError) {
-        guard method == .get else { throw .methodNotAllowed(["GET"]) }
+    static func serve(_ asset: Asset, fetchSite: String?, _ response: inout HTTPResponse) throws(EndpointError) {
         if let fetchSite, fetchSite != "none" && fetchSite != "same-origin" { throw .crossOrigin }
         response.addHeader("Content-Type", asset.contentType)
         response.addHeader("Content-Security-Policy", contentSecurityPolicy)
         response.addHeader("Cross-Origin-Opener-Policy", "same-origin")
         response.addHeader("Referrer-Policy", "no-referrer")
         EndpointError.addNoStoreHeaders(to: &response)
-        response.body.append(contentsOf: UnsafeRawBufferPointer(start: asset.body.utf8Start, count: asset.body.utf8CodeUnitCount))
+        let body = asset.body
+        response.body.append(contentsOf: UnsafeRawBufferPointer(start: body.utf8Start, count: body.utf8CodeUnitCount))
     }
 }

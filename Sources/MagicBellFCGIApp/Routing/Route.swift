@@ -3,21 +3,20 @@ import MagicBellAPI
 
 /// What a request is for, decided once, from what the web server set: the
 /// location declares its route (`fastcgi_param MAGICBELL_ROUTE token|admin|metrics|health`),
-/// and the admin operation comes from the decoded, normalized path the
-/// server matched (`DOCUMENT_URI`). Later code works from this value and
-/// never looks at the URI again.
+/// and the admin route's entry comes from the decoded, normalized path the
+/// server matched (`DOCUMENT_URI`). Later code works from these values
+/// (`RouteTable` matches them) and never looks at the URI again.
 ///
 /// Why not the URI alone: nginx picks the location (and its auth) from the
 /// decoded, normalized path, cut at `#`; a responder that routes on the raw
 /// `REQUEST_URI` can be steered by `%2F`, `#`, `//` or `..` into a route
 /// the location never authorized (a metrics login listing tokens).
-public enum Route: Equatable, Sendable {
+public enum Route: Int, CaseIterable, Sendable {
     /// `MAGICBELL_ROUTE token`: a token for the identity the location set.
     case token
-    /// `MAGICBELL_ROUTE admin`: the admin role. `path` is the normalized
-    /// path after its `/magicbell-admin/` segment, split at `/` (segments
-    /// are decoded once, by the server: `%2F` in an id arrives as `/`).
-    case admin(path: [String])
+    /// `MAGICBELL_ROUTE admin`: the admin role: MagicBell's operations,
+    /// the console and the metrics, by the path after `/magicbell-admin/`.
+    case admin
     /// `MAGICBELL_ROUTE metrics`: the metrics and nothing else.
     case metrics
     /// `MAGICBELL_ROUTE health`: whether the responder can mint, for a load
@@ -49,25 +48,30 @@ public enum Route: Equatable, Sendable {
         case notFound
     }
 
-    /// The route of `request`. Cheap on the token path: two short param
-    /// compares and one pass over the URI, no allocation.
-    public static func of(_ request: some RequestParameters) throws(Refusal) -> Route {
+    /// The route the location declares. Two short param compares at most on
+    /// the token path, no allocation.
+    public static func declared(_ request: some RequestParameters) throws(Refusal) -> Route {
         guard let declared = request.param(routeParam) else { throw .notDeclared(found: nil) }
-        let route: Route
-        if declared.equals("token") {
-            route = .token
-        } else if declared.equals("admin") {
-            route = .admin(path: [])
-        } else if declared.equals("metrics") {
-            route = .metrics
-        } else if declared.equals("health") {
-            route = .health
-        } else {
-            throw .notDeclared(found: String(decoding: declared.prefix(40), as: UTF8.self))
-        }
-        let path = try matchedPath(request)
-        guard case .admin = route else { return route }
-        return .admin(path: try adminSegments(path))
+        if declared.equals("token") { return .token }
+        if declared.equals("admin") { return .admin }
+        if declared.equals("metrics") { return .metrics }
+        if declared.equals("health") { return .health }
+        throw .notDeclared(found: String(decoding: declared.prefix(40), as: UTF8.self))
+    }
+
+    /// The path `route` acts on, once checked against the raw target (every
+    /// route: see `matchedPath`): the admin route's decoded segments after
+    /// `/magicbell-admin/` (`[]` for the console page), `[]` for the others.
+    public func path(_ request: some RequestParameters) throws(Refusal) -> [String] {
+        let path = try Self.matchedPath(request)
+        guard self == .admin else { return [] }
+        return try Self.adminSegments(path)
+    }
+
+    /// The declared route and its path, checked (for tests and tools).
+    public static func of(_ request: some RequestParameters) throws(Refusal) -> (route: Route, path: [String]) {
+        let route = try declared(request)
+        return (route, try route.path(request))
     }
 
     /// The matched path (see `MatchedPath`), once checked against the raw
@@ -150,6 +154,7 @@ public enum Route: Equatable, Sendable {
         guard let rest = String(validating: bytes[(start + n)...], as: UTF8.self) else {
             throw .invalidPath("the path is not valid UTF-8")
         }
+        if rest.isEmpty { return [] } // the console's page
         return rest.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
     }
 }
