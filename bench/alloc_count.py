@@ -41,6 +41,9 @@ def drive(path, count):
             answer = fastcgi_request(s, 1, PARAMS)
             if i == 0 and not answer.startswith(b"Status: 200"):
                 sys.exit(f"alloc-count: not a token: {answer[:200]!r}")
+            # MAGICBELL_USER_KEY=on (passed through): the user key is counted too.
+            if i == 0 and (b'"user_key":"' in answer) != (os.environ.get("MAGICBELL_USER_KEY") == "on"):
+                sys.exit(f"alloc-count: user_key is not as MAGICBELL_USER_KEY says: {answer[-200:]!r}")
 
 
 def allocations(binary, count, work):

@@ -29,7 +29,8 @@ public enum CommandLineMint {
                                               externalID: try Identity.check(idBuffer, as: Identity.externalIDParam)) else {
                     throw .unauthenticated
                 }
-                return TokenEndpoint.writeAnswer(minter: minter, user: user, issuedAt: now, into: &answer)
+                return TokenEndpoint.writeAnswer(minter: minter, user: user, issuedAt: now, userKey: configuration.userKey,
+                                                 into: &answer)
             }
         }
         return Minted(token: String(decoding: answer[token], as: UTF8.self), answer: String(decoding: answer, as: UTF8.self))

@@ -22,6 +22,9 @@ public struct Configuration: Sendable {
     public var secretSource: SecretSource
     /// Lifetime of minted tokens, in seconds.
     public var tokenTTL: Int
+    /// `MAGICBELL_USER_KEY=on`: the token answer also carries `user_key`,
+    /// MagicBell's HMAC user key for its older clients.
+    public var userKey = false
 
     /// The admin route and `MAGICBELL_MINT=api` call MagicBell with this; nil disables them.
     public var projectToken: ProjectToken?
@@ -77,6 +80,7 @@ public struct Configuration: Sendable {
         ("MAGICBELL_SECRET_KEY", "the project's secret key, which signs tokens (or use the _FILE variant)"),
         ("MAGICBELL_SECRET_KEY_FILE", "a file holding the secret key; a trailing newline is ignored"),
         ("MAGICBELL_TOKEN_TTL", "token lifetime in seconds, \(tokenTTLRange.lowerBound)...\(tokenTTLRange.upperBound), default \(defaultTokenTTL)"),
+        ("MAGICBELL_USER_KEY", "on: the token answer also carries user_key, base64(HMAC-SHA256(secret key, external id or email)) for MagicBell's older clients; default off"),
         ("MAGICBELL_PROJECT_TOKEN", "a project token for the admin route and MAGICBELL_MINT=api (or use the _FILE variant)"),
         ("MAGICBELL_PROJECT_TOKEN_FILE", "a file holding the project token; a trailing newline is ignored"),
         ("MAGICBELL_API_URL", "MagicBell's API, default \(defaultAPIURL.absoluteString); https, or http on loopback"),
@@ -103,6 +107,13 @@ public struct Configuration: Sendable {
         let (secret, source) = try loadSecret(environment, readFile: readFile)
         let ttl = try loadTTL(environment["MAGICBELL_TOKEN_TTL"])
         var configuration = Configuration(apiKey: apiKey, secret: secret, secretSource: source, tokenTTL: ttl)
+        if let text = environment["MAGICBELL_USER_KEY"] {
+            switch text {
+            case "on": configuration.userKey = true
+            case "off": configuration.userKey = false
+            default: throw ConfigurationError("MAGICBELL_USER_KEY", "must be on or off (got \"\(text.prefix(32))\")")
+            }
+        }
         try configuration.loadUpstream(environment, readFile: readFile)
         return configuration
     }
@@ -368,6 +379,7 @@ public struct Configuration: Sendable {
         MAGICBELL_API_KEY              \(apiKey)
         secret key                     set, \(secret.count) bytes, \(source)
         MAGICBELL_TOKEN_TTL            \(tokenTTL) s
+        MAGICBELL_USER_KEY             \(userKey ? "on (answers carry user_key)" : "off")
         MAGICBELL_MINT                 \(mintMode.rawValue)\(mintMode == .api ? " (token name \"\(mintTokenName)\")" : "")
         project token                  \(admin)
         MAGICBELL_API_URL              \(apiURL.absoluteString)

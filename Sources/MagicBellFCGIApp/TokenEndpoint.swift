@@ -4,7 +4,8 @@ import FoundationEssentials
 import MagicBellAPI
 import MagicBellJWT
 
-/// `GET|POST …/magicbell-token` → `{"token", "expires_at", "expires_in"}`.
+/// `GET|POST …/magicbell-token` → `{"token", "expires_at", "expires_in"}`,
+/// and `"user_key"` with `MAGICBELL_USER_KEY=on`.
 ///
 /// With `MAGICBELL_MINT=local` (the hot path) the minter writes the token
 /// straight into the response body; nothing here allocates once the worker's
@@ -14,6 +15,8 @@ final class TokenEndpoint {
     private let minter: UserTokenMinter
     private let context: AppContext
     private let clock: @Sendable () -> Int
+    /// `MAGICBELL_USER_KEY=on`.
+    private let userKey: Bool
     /// Set in api mode.
     private let api: (client: JWTServiceClient, tokenName: String)?
 
@@ -23,6 +26,7 @@ final class TokenEndpoint {
                                      ttl: configuration.tokenTTL)
         self.context = context
         clock = context.clock
+        userKey = configuration.userKey
         if configuration.mintMode == .api, let client = context.client {
             api = (client, configuration.mintTokenName)
         } else {
@@ -40,29 +44,39 @@ final class TokenEndpoint {
             try respondFromMagicBell(user, api.client, tokenName: api.tokenName, with: &response)
             return
         }
-        _ = Self.writeAnswer(minter: minter, user: user, issuedAt: clock(), into: &response.body)
+        _ = Self.writeAnswer(minter: minter, user: user, issuedAt: clock(), userKey: userKey, into: &response.body)
         Self.addAnswerHeaders(&response)
     }
 
-    /// The local answer, `{"token":"…","expires_at":…,"expires_in":…}`,
-    /// appended to `body`; returns where the token is in it. The endpoint
-    /// and `magicbell-fcgi mint` (`CommandLineMint`) both write it here.
-    static func writeAnswer(minter: UserTokenMinter, user: UserIdentity, issuedAt: Int, into body: inout [UInt8]) -> Range<Int> {
+    /// The local answer, `{"token":"…","expires_at":…,"expires_in":…}`
+    /// (and `"user_key":"…"` when asked), appended to `body`; returns where
+    /// the token is in it. The endpoint and `magicbell-fcgi mint`
+    /// (`CommandLineMint`) both write it here.
+    static func writeAnswer(minter: UserTokenMinter, user: UserIdentity, issuedAt: Int, userKey: Bool,
+                            into body: inout [UInt8]) -> Range<Int> {
         body.append(contentsOf: #"{"token":""#.utf8)
         let start = body.count
         let expiresAt = minter.mint(user, issuedAt: issuedAt, into: &body)
         let token = start..<body.count
         body.append(UInt8(ascii: "\""))
-        appendExpiry(expiresAt: expiresAt, expiresIn: minter.ttl, to: &body)
+        appendRest(expiresAt: expiresAt, expiresIn: minter.ttl, userKey: userKey ? (minter, user) : nil, to: &body)
         return token
     }
 
-    /// Appends `,"expires_at":…,"expires_in":…}` after the token.
-    private static func appendExpiry(expiresAt: Int, expiresIn: Int, to body: inout [UInt8]) {
+    /// Appends `,"expires_at":…,"expires_in":…` after the token, then
+    /// `,"user_key":"…"` when asked, and the closing brace.
+    private static func appendRest(expiresAt: Int, expiresIn: Int, userKey: (UserTokenMinter, UserIdentity)?,
+                                   to body: inout [UInt8]) {
         body.append(contentsOf: #","expires_at":"#.utf8)
         ClaimsJSON.appendInteger(expiresAt, to: &body)
         body.append(contentsOf: #","expires_in":"#.utf8)
         ClaimsJSON.appendInteger(expiresIn, to: &body)
+        if let (minter, user) = userKey {
+            // Standard base64 is JSON-safe as it is: letters, digits, + / =.
+            body.append(contentsOf: #","user_key":""#.utf8)
+            minter.appendUserKey(for: user, to: &body)
+            body.append(UInt8(ascii: "\""))
+        }
         body.append(UInt8(ascii: "}"))
     }
 
@@ -98,7 +112,8 @@ final class TokenEndpoint {
             .map { Int($0.timeIntervalSince1970) } ?? now + minter.ttl
         response.body.append(contentsOf: #"{"token":"#.utf8)
         try? ClaimsJSON.appendString(created.token, to: &response.body)
-        Self.appendExpiry(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), to: &response.body)
+        Self.appendRest(expiresAt: expiresAt, expiresIn: max(0, expiresAt - now), userKey: userKey ? (minter, user) : nil,
+                        to: &response.body)
         Self.addAnswerHeaders(&response)
     }
 }

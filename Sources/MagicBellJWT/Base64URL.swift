@@ -11,6 +11,30 @@ public enum Base64URL {
         return UnsafePointer(table)
     }()
 
+    /// Standard base64's alphabet (RFC 4648 §4), for MagicBell's HMAC user
+    /// key; same write, then `=` padding.
+    @usableFromInline
+    nonisolated(unsafe) static let standardTable: UnsafePointer<UInt8> = {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+        table.initialize(from: alphabet, count: 64)
+        return UnsafePointer(table)
+    }()
+
+    /// Standard base64 with padding (RFC 4648 §4) of `count` bytes at
+    /// `source`, to `destination` (room for `4 * ((count + 2) / 3)` bytes);
+    /// returns the end.
+    @inlinable
+    package static func writeStandard(_ source: UnsafePointer<UInt8>, count: Int,
+                                      to destination: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        var end = write(source, count: count, to: destination, table: standardTable)
+        while (end - destination) % 4 != 0 {
+            end.pointee = UInt8(ascii: "=")
+            end += 1
+        }
+        return end
+    }
+
     /// The length of the encoding of `count` bytes.
     @inlinable
     package static func encodedLength(_ count: Int) -> Int { (count * 4 + 2) / 3 }

@@ -1,6 +1,7 @@
 import Glibc
 import Foundation
 import Testing
+import TestSupport
 
 /// The token endpoint through real nginx, with the project's own snippets,
 /// and the real magicbell-fcgi binary, on loopback.
@@ -39,6 +40,22 @@ import Testing
         #expect(json["expires_in"] as? Int == 600)
         // A token signed with another secret must not pass the same check.
         #expect(throws: (any Error).self) { try PyJWT.decode(token, secret: "another-secret") }
+    }
+
+    /// MAGICBELL_USER_KEY=on through nginx: the answer's user_key is what
+    /// Python's hmac module computes over the external id nginx passed.
+    @Test func theUserKeyIsTheHMACOfTheExternalIDNginxPassed() throws {
+        let stack = try Stack(auth: .file("basic.conf"), environment: ["MAGICBELL_USER_KEY": "on"])
+        let json = try #require(try stack.nginx.get("/magicbell-token", headers: [HTTP.basic("demo", "demo")]).json)
+        #expect(Set(json.keys) == ["token", "expires_at", "expires_in", "user_key"])
+        let independent = try runProcess("/usr/bin/python3", ["-c", """
+            import base64, hashlib, hmac, sys
+            print(base64.b64encode(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).digest()).decode())
+            """, Project.secret, "demo"])
+        #expect(independent.output.count == 44)
+        #expect(json["user_key"] as? String == independent.output)
+        // The token beside it is unchanged: the same claims, still verified.
+        #expect(try PyJWT.decode(try #require(json["token"] as? String))["user_external_id"] as? String == "demo")
     }
 
     @Test func authBasicRejectsWrongOrMissingCredentials() throws {

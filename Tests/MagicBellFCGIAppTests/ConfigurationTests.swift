@@ -28,6 +28,15 @@ import Testing
         }
     }
 
+    @Test func theUserKeyIsOnOrOffAndOffByDefault() throws {
+        #expect(try load(Self.valid).userKey == false)
+        #expect(try load(Self.valid.merging(["MAGICBELL_USER_KEY": "on"]) { $1 }).userKey)
+        #expect(try load(Self.valid.merging(["MAGICBELL_USER_KEY": "off"]) { $1 }).userKey == false)
+        for value in ["yes", "ON", "1", ""] {
+            expectError(Self.valid.merging(["MAGICBELL_USER_KEY": value]) { $1 }, variable: "MAGICBELL_USER_KEY")
+        }
+    }
+
     @Test func aValidConfigurationLoadsWithDefaults() throws {
         let config = try load(Self.valid)
         #expect(config.apiKey == "pk_test_1")

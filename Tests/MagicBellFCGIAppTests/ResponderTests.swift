@@ -44,6 +44,27 @@ import Testing
         ["REQUEST_METHOD": "GET", "DOCUMENT_URI": "/magicbell-token", "MAGICBELL_ROUTE": "token"].merging(extra) { $1 }
     }
 
+    /// MAGICBELL_USER_KEY=on: MagicBell's HMAC user key beside the token;
+    /// the expected values were computed with Python's hmac module
+    /// (`base64.b64encode(hmac.new(secret, id, sha256).digest())`).
+    @Test func theUserKeyIsMagicBellsHMACOverTheExternalIDOrElseTheEmail() throws {
+        var config = Configuration(apiKey: "pk_test_1", secret: SecretKey(Array("s3cr3t-key".utf8)), tokenTTL: 900)
+        #expect(ask(Self.request(["MAGICBELL_USER_EXTERNAL_ID": "usr_42"])).json["user_key"] == nil, "off by default")
+        config.userKey = true
+        let responder = try MagicBellResponder(configuration: config, logger: Logger(label: "test"), clock: { Self.now })
+        func userKey(_ params: [String: String]) -> Any? {
+            var response = HTTPResponse()
+            responder.handle(ParameterList(Self.request(params)), &response)
+            return ((try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any])?["user_key"]
+        }
+        #expect(userKey(["MAGICBELL_USER_EXTERNAL_ID": "usr_42", "MAGICBELL_USER_EMAIL": "ann@example.com"]) as? String
+            == "bystN/KEGakZfrgHkBDU3loF9lH2lIEwxTKSkpWwfrs=")
+        #expect(userKey(["MAGICBELL_USER_EMAIL": "ann@example.com"]) as? String == "DuK+ZfVHU9ixdM+EzIUvPWeKAb8PWxljysMOTHKR2g8=")
+        // An empty external id is no external id.
+        #expect(userKey(["MAGICBELL_USER_EXTERNAL_ID": "", "MAGICBELL_USER_EMAIL": "ann@example.com"]) as? String
+            == "DuK+ZfVHU9ixdM+EzIUvPWeKAb8PWxljysMOTHKR2g8=")
+    }
+
     @Test func mintsATokenForTheServerSetIdentity() throws {
         let answer = ask(Self.request(["MAGICBELL_USER_EXTERNAL_ID": "u_1", "MAGICBELL_USER_EMAIL": "ann@example.com"]))
         #expect(answer.status == 200)

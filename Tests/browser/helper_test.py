@@ -106,6 +106,28 @@ def main():
         check("... from one request, and the next call from the cache", len(token_requests(start)) == 1,
               len(token_requests(start)))
 
+        # 2b. MAGICBELL_USER_KEY=on adds user_key to the answer: onToken passes it on
+        # as info.userKey (the demo runs with it off: the answer is rewritten here).
+        def with_user_key(route):
+            answer = route.fetch().json()
+            answer["user_key"] = "bystN/KEGakZfrgHkBDU3loF9lH2lIEwxTKSkpWwfrs="
+            route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+        page.route(TOKEN_ROUTE, with_user_key)
+        keyed = page.evaluate("""async () => {
+            const m = await import('/example/magicbell-token.js');
+            const source = m.createTokenSource();
+            return await new Promise((resolve) => {
+                const stop = source.onToken((token, info) => { stop(); resolve(info.userKey ?? null); }); }); }""")
+        page.unroute(TOKEN_ROUTE)
+        check("onToken passes the answer's user_key on as info.userKey",
+              keyed == "bystN/KEGakZfrgHkBDU3loF9lH2lIEwxTKSkpWwfrs=", keyed)
+        unkeyed = page.evaluate("""async () => {
+            const m = await import('/example/magicbell-token.js');
+            const source = m.createTokenSource();
+            return await new Promise((resolve) => {
+                const stop = source.onToken((token, info) => { stop(); resolve(info.userKey === undefined); }); }); }""")
+        check("... and leaves it undefined when the answer has none", unkeyed is True, unkeyed)
+
         # 3. 5xx is retried with back-off: the first two requests get a 503.
         failures_left = {"n": 2}
 

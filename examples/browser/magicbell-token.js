@@ -130,6 +130,8 @@ export function createTokenSource(options = {}) {
       token: body.token,
       expiresAt: body.expires_at, // the server's clock, Unix seconds: for display
       expiresIn: body.expires_in,
+      // MagicBell's HMAC user key, when the responder has MAGICBELL_USER_KEY=on.
+      userKey: typeof body.user_key === "string" ? body.user_key : undefined,
       receivedAt,
       refreshAt: receivedAt + (body.expires_in - refreshLead(body.expires_in)) * 1000,
     };
@@ -180,7 +182,7 @@ export function createTokenSource(options = {}) {
     const fetched = fetchWithRetry(started).then((fresh) => {
       if (started !== epoch) throw clearedError(); // the old user's token: dropped
       current = fresh;
-      const info = { expiresAt: fresh.expiresAt, expiresIn: fresh.expiresIn, receivedAt: fresh.receivedAt };
+      const info = { expiresAt: fresh.expiresAt, expiresIn: fresh.expiresIn, userKey: fresh.userKey, receivedAt: fresh.receivedAt };
       for (const listener of [...listeners]) {
         try {
           listener(fresh.token, info);
@@ -210,7 +212,7 @@ export function createTokenSource(options = {}) {
     },
 
     /**
-     * Calls `callback(token, {expiresAt, expiresIn, receivedAt})` with the
+     * Calls `callback(token, {expiresAt, expiresIn, userKey, receivedAt})` with the
      * current token and after every refresh; while any callback is
      * registered, tokens are refreshed ahead of expiry in the background.
      * Returns a function that unregisters it.
@@ -219,7 +221,7 @@ export function createTokenSource(options = {}) {
       listeners.add(callback);
       if (current && Date.now() < current.refreshAt) {
         const { token } = current;
-        const info = { expiresAt: current.expiresAt, expiresIn: current.expiresIn, receivedAt: current.receivedAt };
+        const info = { expiresAt: current.expiresAt, expiresIn: current.expiresIn, userKey: current.userKey, receivedAt: current.receivedAt };
         const added = epoch; // not if clear() comes before the microtask
         queueMicrotask(() => added === epoch && listeners.has(callback) && callback(token, info));
         schedule();
