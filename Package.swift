@@ -81,6 +81,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A developer's tool, not shipped: prints MagicBell's API as the
+        // models describe it (scripts/api-description).
+        .executableTarget(
+            name: "api-description",
+            dependencies: ["MagicBellFCGIApp"]
+        ),
         .testTarget(
             name: "MagicBellJWTTests",
             dependencies: ["MagicBellJWT", "TestSupport"]

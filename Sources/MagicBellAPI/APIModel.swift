@@ -51,8 +51,8 @@ public struct ModelSchema: Sendable {
         /// Characters counted as JSON Schema counts them (Unicode scalars).
         case string(minLength: Int = 0, maxLength: Int? = nil)
         case integer(minimum: Int? = nil)
-        case model(String)
-        case list(of: String)
+        case model(any APIModel.Type)
+        case list(of: any APIModel.Type)
     }
 
     public struct Field: Sendable {

@@ -180,8 +180,8 @@ public struct TokenList: APIModel, Codable, Equatable {
     public var links: Links?
 
     public static let schema = ModelSchema("TokenList", [
-        .init("data", .list(of: TokenListItem.schema.name), required: true),
-        .init("links", .model(Links.schema.name), nullable: true),
+        .init("data", .list(of: TokenListItem.self), required: true),
+        .init("links", .model(Links.self), nullable: true),
     ])
 }
 
