@@ -67,16 +67,16 @@ public final class CurlClient: Sendable {
                          bodyLimit: Int, cancellation: Cancellation? = nil) throws(ExchangeFailure) -> HTTPResponseMessage {
         try Self.validate(request, for: endpoint)
         if cancellation?.isCancelled == true { throw .cancelled }
-        if let why = ccurl_load() { throw .invalidRequest(String(cString: why)) }
+        if let why = ccurl_load() { throw .invalidRequest(.libcurl(CurlDiagnostic(String(cString: why)))) }
         let transfer = Transfer(bodyLimit: bodyLimit, cancellation: cancellation, body: request.body)
-        guard let easy = ccurl_easy_init() else { throw .invalidRequest("libcurl could not make a handle") }
+        guard let easy = ccurl_easy_init() else { throw .invalidRequest(.libcurl(CurlDiagnostic("libcurl could not make a handle"))) }
         // The transfer (its buffers, the error buffer, the callbacks' context)
         // outlives the handle.
         defer { ccurl_easy_cleanup(easy); withExtendedLifetime(transfer) {} }
         var headers: UnsafeMutablePointer<curl_slist>? = nil
         defer { ccurl_slist_free_all(headers) }
         for line in Self.headerLines(request) {
-            guard let appended = ccurl_slist_append(headers, line) else { throw .invalidRequest("out of memory") }
+            guard let appended = ccurl_slist_append(headers, line) else { throw .invalidRequest(.libcurl(CurlDiagnostic("out of memory"))) }
             headers = appended
         }
         try configure(easy, for: request, at: endpoint, timeout: timeout, headers: headers, transfer: transfer)
@@ -95,7 +95,7 @@ public final class CurlClient: Sendable {
             .map { $0.trimmingBlanks().lowercased() == "chunked" } ?? false
         if endpoint.secure, version == CURL_HTTP_VERSION_1_0 || version == CURL_HTTP_VERSION_1_1,
            !transfer.received.isEmpty, transfer.fields.value(named: "content-length") == nil, !chunked {
-            throw .dropped("the answer's body ran to the close, which over TLS can be cut short unseen")
+            throw .dropped(.closeDelimitedOverTLS)
         }
         return HTTPResponseMessage(status: status, fields: transfer.fields, body: transfer.received)
     }
@@ -165,7 +165,7 @@ public final class CurlClient: Sendable {
         }
         if let handle = share?.handle() { codes.append(ccurl_easy_setopt_share(easy, handle)) }
         if let failed = codes.first(where: { $0 != CURLE_OK }) {
-            throw .invalidRequest("libcurl refused an option: \(String(cString: ccurl_easy_strerror(failed)))")
+            throw .invalidRequest(.libcurl(CurlDiagnostic("libcurl refused an option: \(String(cString: ccurl_easy_strerror(failed)))")))
         }
     }
 
@@ -175,16 +175,16 @@ public final class CurlClient: Sendable {
     /// one made for this call.
     private static func run(_ easy: UnsafeMutableRawPointer, transfer: Transfer, keepConnections: Bool) throws(ExchangeFailure) {
         guard let multi = keepConnections ? ccurl_thread_multi() : ccurl_multi_init() else {
-            throw .invalidRequest("libcurl could not make a multi handle")
+            throw .invalidRequest(.libcurl(CurlDiagnostic("libcurl could not make a multi handle")))
         }
         defer { if !keepConnections { ccurl_multi_cleanup(multi) } }
-        guard ccurl_multi_add_handle(multi, easy) == CURLM_OK else { throw .invalidRequest("libcurl refused the handle") }
+        guard ccurl_multi_add_handle(multi, easy) == CURLM_OK else { throw .invalidRequest(.libcurl(CurlDiagnostic("libcurl refused the handle"))) }
         defer { ccurl_multi_remove_handle(multi, easy) }
         var cancelWatch = curl_waitfd(fd: transfer.cancellation?.descriptor ?? -1, events: Int16(CURL_WAIT_POLLIN), revents: 0)
         while true {
             var running: Int32 = 0
             let performed = ccurl_multi_perform(multi, &running)
-            guard performed == CURLM_OK else { throw .invalidRequest("libcurl: multi error \(performed.rawValue)") }
+            guard performed == CURLM_OK else { throw .invalidRequest(.libcurl(CurlDiagnostic("libcurl: multi error \(performed.rawValue)"))) }
             var result = CURLE_OK
             if ccurl_multi_done(multi, easy, &result) != 0 {
                 if result == CURLE_OK { return }
@@ -197,13 +197,13 @@ public final class CurlClient: Sendable {
             var ready: Int32 = 0
             let polled = watching ? ccurl_multi_poll(multi, &cancelWatch, 1, 1000, &ready)
                 : ccurl_multi_poll(multi, nil, 0, 1000, &ready)
-            guard polled == CURLM_OK else { throw .invalidRequest("libcurl: poll error \(polled.rawValue)") }
+            guard polled == CURLM_OK else { throw .invalidRequest(.libcurl(CurlDiagnostic("libcurl: poll error \(polled.rawValue)"))) }
         }
     }
 
     /// What a libcurl error means to the caller.
     private static func failure(_ code: CURLcode, transfer: Transfer, easy: UnsafeMutableRawPointer) -> ExchangeFailure {
-        let detail = transfer.errorMessage ?? String(cString: ccurl_easy_strerror(code))
+        let detail = CurlDiagnostic(transfer.errorMessage ?? String(cString: ccurl_easy_strerror(code)))
         switch code {
         case CURLE_OPERATION_TIMEDOUT:
             return .timedOut
@@ -212,27 +212,27 @@ public final class CurlClient: Sendable {
         case CURLE_WRITE_ERROR where transfer.tooLarge:
             return .tooLarge(limit: transfer.bodyLimit)
         case CURLE_WRITE_ERROR where transfer.headerTooLarge:
-            return .malformed("the answer's header is larger than \(Transfer.headerLimit) bytes")
+            return .malformed(.headerTooLarge(limit: Transfer.headerLimit))
         case CURLE_COULDNT_RESOLVE_HOST:
-            return .unreachable("host not found")
+            return .unreachable(.hostNotFound)
         case CURLE_COULDNT_CONNECT:
             var osError = 0
             ccurl_easy_getinfo_long(easy, CURLINFO_OS_ERRNO, &osError)
-            return .unreachable(Int32(osError) == ECONNREFUSED ? "connection refused" : detail)
+            return .unreachable(Int32(osError) == ECONNREFUSED ? .refused : .other(detail))
         case CURLE_COULDNT_RESOLVE_PROXY:
-            return .unreachable("proxy host not found")
+            return .unreachable(.proxyNotFound)
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
              CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH,
              CURLE_SSL_INVALIDCERTSTATUS, CURLE_USE_SSL_FAILED:
             return .tls(detail)
         case CURLE_GOT_NOTHING:
-            return .dropped("the connection closed before an answer")
+            return .dropped(.beforeAnswer)
         case CURLE_PARTIAL_FILE, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_HTTP2, CURLE_HTTP2_STREAM:
-            return .dropped(detail)
+            return .dropped(.other(detail))
         case CURLE_WEIRD_SERVER_REPLY, CURLE_UNSUPPORTED_PROTOCOL, CURLE_BAD_CONTENT_ENCODING:
-            return .malformed(detail)
+            return .malformed(.notHTTP(detail))
         default:
-            return .unreachable(detail)
+            return .unreachable(.other(detail))
         }
     }
 
@@ -250,10 +250,10 @@ public final class CurlClient: Sendable {
               !endpoint.host.isEmpty, endpoint.host.utf8.allSatisfy(Self.isHostByte),
               (1...65535).contains(endpoint.port),
               request.fields.allSatisfy({ !$0.name.isEmpty && $0.name.utf8.allSatisfy(isToken) && $0.value.utf8.allSatisfy(isValue) })
-        else { throw .invalidRequest("a request line or header field holds a character HTTP does not allow") }
+        else { throw .invalidRequest(.forbiddenCharacter) }
         // The framing fields are libcurl's to write, once each.
         guard !request.fields.contains(where: { field in ownFields.contains { field.isNamed($0) } }) else {
-            throw .invalidRequest("Host, Content-Length, Transfer-Encoding and Connection are set by the client")
+            throw .invalidRequest(.reservedField)
         }
     }
 

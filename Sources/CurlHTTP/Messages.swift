@@ -75,23 +75,82 @@ public struct HTTPResponseMessage: Sendable, Equatable {
     public func field(_ name: String) -> String? { fields.value(named: name) }
 }
 
-/// Why an exchange produced no answer.
-public enum ExchangeFailure: Error, Equatable, Sendable {
+/// Why an exchange produced no answer: what happened, as a value to match
+/// on; libcurl's own words, where it had any, ride along as a
+/// `CurlDiagnostic` for the log line. `description` says it in English.
+public enum ExchangeFailure: Error, Equatable, Sendable, CustomStringConvertible {
     /// The whole exchange (name lookup included) did not end within the timeout.
     case timedOut
     /// `Cancellation.cancel()` was called.
     case cancelled
-    /// No connection: the name did not resolve, or every address refused.
-    case unreachable(String)
+    /// No connection.
+    case unreachable(Unreachable)
     /// The TLS handshake failed: an untrusted or mismatched certificate, or no common protocol.
-    case tls(String)
+    case tls(CurlDiagnostic)
     /// The connection ended before the answer was complete.
-    case dropped(String)
-    /// The bytes are not an HTTP answer (libcurl could not parse them).
-    case malformed(String)
+    case dropped(Dropped)
+    /// The bytes are not an HTTP answer this client takes.
+    case malformed(Malformed)
     /// The body is larger than the limit.
     case tooLarge(limit: Int)
-    /// The request cannot be sent as given (a control character in a field),
-    /// or libcurl cannot be loaded; nothing was sent.
-    case invalidRequest(String)
+    /// Nothing was sent: the request cannot be sent as given, or libcurl
+    /// cannot be loaded or used.
+    case invalidRequest(InvalidRequest)
+
+    public enum Unreachable: Equatable, Sendable {
+        case hostNotFound, proxyNotFound, refused
+        case other(CurlDiagnostic)
+    }
+
+    public enum Dropped: Equatable, Sendable {
+        /// Closed before any answer.
+        case beforeAnswer
+        /// An HTTP/1 body framed by the close, over TLS: it could be cut short unseen.
+        case closeDelimitedOverTLS
+        case other(CurlDiagnostic)
+    }
+
+    public enum Malformed: Equatable, Sendable {
+        case headerTooLarge(limit: Int)
+        case notHTTP(CurlDiagnostic)
+    }
+
+    public enum InvalidRequest: Equatable, Sendable {
+        /// A CR, LF or other character HTTP does not allow in the request
+        /// line, a field or the host.
+        case forbiddenCharacter
+        /// Host, Content-Length, Transfer-Encoding or Connection, which libcurl writes.
+        case reservedField
+        /// libcurl could not be loaded, or refused a handle or an option.
+        case libcurl(CurlDiagnostic)
+    }
+
+    public var description: String {
+        switch self {
+        case .timedOut: "no complete answer within the timeout"
+        case .cancelled: "cancelled"
+        case .unreachable(.hostNotFound): "host not found"
+        case .unreachable(.proxyNotFound): "proxy host not found"
+        case .unreachable(.refused): "connection refused"
+        case .unreachable(.other(let why)): why.description
+        case .tls(let why): "TLS failed: \(why)"
+        case .dropped(.beforeAnswer): "the connection closed before an answer"
+        case .dropped(.closeDelimitedOverTLS): "the answer's body ran to the close, which over TLS can be cut short unseen"
+        case .dropped(.other(let why)): why.description
+        case .malformed(.headerTooLarge(let limit)): "the answer's header is larger than \(limit) bytes"
+        case .malformed(.notHTTP(let why)): "not an HTTP answer: \(why)"
+        case .tooLarge(let limit): "the answer is larger than \(limit) bytes"
+        case .invalidRequest(.forbiddenCharacter): "a request line or header field holds a character HTTP does not allow"
+        case .invalidRequest(.reservedField): "Host, Content-Length, Transfer-Encoding and Connection are set by the client"
+        case .invalidRequest(.libcurl(let why)): why.description
+        }
+    }
+}
+
+/// libcurl's own words about a failure (its error buffer, or
+/// `curl_easy_strerror`), kept for logs; code never matches on them.
+public struct CurlDiagnostic: Equatable, Sendable, CustomStringConvertible {
+    public let description: String
+
+    public init(_ description: String) { self.description = description }
 }

@@ -8,15 +8,32 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
     case http(status: Int, body: [UInt8], retryAfter: String?)
     /// No complete answer within the timeout.
     case timeout(seconds: Double)
-    /// No connection, or it broke before the answer was complete.
-    case unreachable(String)
-    /// An answer that is not what the API documents (a redirect, too large).
-    case invalidResponse(String)
+    /// No connection, or it broke before the answer was complete (the
+    /// exchange's failure says how), or nothing could be sent.
+    case unreachable(ExchangeFailure)
+    /// `MAGICBELL_API_URL` gives no URL to send to; nothing was sent.
+    case invalidBaseURL
+    /// An answer that is not what the API documents.
+    case invalidResponse(InvalidResponse)
     /// A 2xx whose body is not the operation's model. The call may well
     /// have taken effect (a create), so the bytes are kept.
     case undecodable(status: Int, body: [UInt8])
     /// The caller's task was cancelled (the async surface only).
     case cancelled
+
+    public enum InvalidResponse: Equatable, Sendable, CustomStringConvertible {
+        /// A status the API never answers with (a redirect, a 1xx).
+        case status(Int)
+        /// Bytes the transport would not take as an answer (not HTTP, too large).
+        case transport(ExchangeFailure)
+
+        public var description: String {
+            switch self {
+            case .status(let status): "status \(status)"
+            case .transport(let failure): failure.description
+            }
+        }
+    }
 
     public var description: String {
         switch self {
@@ -24,6 +41,7 @@ public enum MagicBellAPIError: Error, Equatable, CustomStringConvertible {
             return "MagicBell answered \(status): \(String(decoding: body.prefix(200), as: UTF8.self))"
         case .timeout(let seconds): return "MagicBell did not answer within \(seconds) s"
         case .unreachable(let why): return "MagicBell is unreachable: \(why)"
+        case .invalidBaseURL: return "MagicBell is unreachable: the request URL could not be made from MAGICBELL_API_URL"
         case .invalidResponse(let why): return "MagicBell's answer is invalid: \(why)"
         case .undecodable(let status, _): return "MagicBell's answer (status \(status)) is not the operation's model"
         case .cancelled: return "the call to MagicBell was cancelled"
@@ -94,7 +112,7 @@ public final class JWTServiceClient: Sendable {
 
     /// A 2xx answer as its model; 4xx and 5xx as `.http` with the raw body;
     /// anything else (a redirect, a body that is not the model) as invalid.
-    static func decode<Answer: Decodable>(_ response: APIResponse, as type: Answer.Type)
+    static func decode<Answer: Decodable>(_ response: HTTPResponseMessage, as type: Answer.Type)
         throws(MagicBellAPIError) -> Answered<Answer> {
         switch response.status {
         case 200..<300:
@@ -107,24 +125,24 @@ public final class JWTServiceClient: Sendable {
         case 400..<600:
             throw .http(status: response.status, body: response.body, retryAfter: response.field("Retry-After"))
         default:
-            throw .invalidResponse("status \(response.status)")
+            throw .invalidResponse(.status(response.status))
         }
     }
 
     // MARK: Raw calls
 
     /// Sends the request and waits for the answer, whatever its status.
-    public func send(_ request: APIRequest) throws(MagicBellAPIError) -> APIResponse {
+    public func send(_ request: APIRequest) throws(MagicBellAPIError) -> HTTPResponseMessage {
         try send(request, cancellation: nil)
     }
 
     /// Sends the request; cancelling the task cancels the call until the
     /// request is sent (see `Cancellation`).
-    public func send(_ request: APIRequest) async throws(MagicBellAPIError) -> APIResponse {
+    public func send(_ request: APIRequest) async throws(MagicBellAPIError) -> HTTPResponseMessage {
         // A create must not reach MagicBell for a caller that has gone.
         guard !Task.isCancelled else { throw .cancelled }
         let cancellation = Cancellation()
-        let result: Result<APIResponse, MagicBellAPIError> = await withTaskCancellationHandler {
+        let result: Result<HTTPResponseMessage, MagicBellAPIError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 // The exchange blocks its thread until its deadline at most:
                 // on Dispatch's pool, never the cooperative one.
@@ -142,18 +160,17 @@ public final class JWTServiceClient: Sendable {
         return try result.get()
     }
 
-    private func send(_ request: APIRequest, cancellation: Cancellation?) throws(MagicBellAPIError) -> APIResponse {
+    private func send(_ request: APIRequest, cancellation: Cancellation?) throws(MagicBellAPIError) -> HTTPResponseMessage {
         guard let endpoint else {
-            throw .unreachable("the request URL could not be made from MAGICBELL_API_URL")
+            throw .invalidBaseURL
         }
         var headers = fields
         if request.body != nil { headers.append(HTTPField(name: "Content-Type", value: "application/json")) }
         let message = HTTPRequestMessage(method: request.operation.method, target: target(for: request),
                                          fields: headers, body: request.body)
         do {
-            let answer = try http.exchange(message, with: endpoint, timeout: timeout,
-                                           bodyLimit: Self.maxResponseBytes, cancellation: cancellation)
-            return APIResponse(status: answer.status, body: answer.body, fields: answer.fields)
+            return try http.exchange(message, with: endpoint, timeout: timeout,
+                                     bodyLimit: Self.maxResponseBytes, cancellation: cancellation)
         } catch {
             throw Self.error(for: error, timeout: timeout)
         }
@@ -163,12 +180,8 @@ public final class JWTServiceClient: Sendable {
         switch failure {
         case .timedOut: .timeout(seconds: timeout)
         case .cancelled: .cancelled
-        case .unreachable(let why): .unreachable(why)
-        case .tls(let why): .unreachable("TLS failed: \(why)")
-        case .dropped(let why): .unreachable(why)
-        case .malformed(let why): .invalidResponse("not an HTTP answer: \(why)")
-        case .tooLarge(let limit): .invalidResponse("the answer is larger than \(limit) bytes")
-        case .invalidRequest(let why): .unreachable(why)
+        case .unreachable, .tls, .dropped, .invalidRequest: .unreachable(failure)
+        case .malformed, .tooLarge: .invalidResponse(.transport(failure))
         }
     }
 

@@ -19,26 +19,10 @@ public struct APIRequest: Sendable {
     }
 }
 
-/// What MagicBell answered: any status, the raw body, the header fields.
-public struct APIResponse: Sendable, Equatable {
-    public let status: Int
-    public let body: [UInt8]
-    public let fields: [HTTPField]
-
-    public init(status: Int, body: [UInt8], fields: [HTTPField] = []) {
-        self.status = status
-        self.body = body
-        self.fields = fields
-    }
-
-    /// The first header field of that name (any case), if any.
-    public func field(_ name: String) -> String? {
-        fields.value(named: name)
-    }
-}
-
 /// A successful answer: the model it decoded to, and the bytes as
-/// MagicBell sent them (the admin route forwards those).
+/// MagicBell sent them (the admin route forwards those). The library's one
+/// response type: a raw `send` gives the transport's `HTTPResponseMessage`
+/// as it came.
 public struct Answered<Answer: Sendable>: Sendable {
     public let status: Int
     public let body: [UInt8]

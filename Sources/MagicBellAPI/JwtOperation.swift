@@ -23,7 +23,7 @@ public struct JwtOperation: Sendable, Equatable, CustomStringConvertible {
     /// Relative to the API base URL.
     public let path: PathTemplate
     /// The request body's model; nil for an operation that takes none.
-    public let body: (any APIModel.Type)?
+    public let body: (any RequestModel.Type)?
     /// The model a success decodes to.
     public let answer: any APIModel.Type
 

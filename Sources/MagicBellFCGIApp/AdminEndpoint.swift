@@ -75,6 +75,9 @@ final class AdminEndpoint {
 /// A route-table handler that forwards one of MagicBell's operations.
 protocol AdminForward: Sendable {
     var operation: JwtOperation { get }
+    /// What would be sent for an admin request (the fuzzer's view of `forward`).
+    func apiRequest(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, pathValue: String?)
+        throws(EndpointError) -> APIRequest
     /// Validates the path value, query and body by the operation's rules
     /// and models, then forwards the call.
     func forward(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, pathValue: String?,
@@ -82,15 +85,29 @@ protocol AdminForward: Sendable {
 }
 
 extension JwtEndpoint: AdminForward {
-    func forward(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, pathValue: String?,
-                 via admin: AdminEndpoint, _ state: inout RequestState, _ response: inout HTTPResponse) throws(EndpointError) {
-        guard admin.context.client != nil else { throw .adminNotConfigured }
+    /// The operation's call for an admin request: the path value, the query
+    /// and the body checked by the operation's rules and models, and
+    /// rebuilt from the checked values.
+    func call(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, pathValue: String?)
+        throws(EndpointError) -> JwtCall<Answer> {
         if let name = operation.path.parameter { try AdminRequest.validateID(pathValue ?? "", name: name) }
-        state.target = pathValue
         let page = try AdminRequest.parseQuery(request.params.param("QUERY_STRING").map(Array.init) ?? [],
                                                paginated: operation.isPaginated)
         let body: Body
         if let none = Body.none { body = none } else { body = try AdminRequest.decode(Body.self, json: try AdminRequest.body(request.params)) }
-        try admin.forward(call(pathValue: pathValue, page: page, body: body), &state, &response)
+        return call(pathValue: pathValue, page: page, body: body)
+    }
+
+    func apiRequest(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, pathValue: String?)
+        throws(EndpointError) -> APIRequest {
+        try call(request, pathValue: pathValue).request
+    }
+
+    func forward(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, pathValue: String?,
+                 via admin: AdminEndpoint, _ state: inout RequestState, _ response: inout HTTPResponse) throws(EndpointError) {
+        guard admin.context.client != nil else { throw .adminNotConfigured }
+        let call = try call(request, pathValue: pathValue)
+        state.target = pathValue
+        try admin.forward(call, &state, &response)
     }
 }

@@ -100,8 +100,9 @@ public struct EndpointError: Error, Equatable {
     init(upstream error: MagicBellAPIError) {
         switch error {
         case .timeout(let seconds): self = .upstreamTimeout(seconds)
-        case .unreachable(let why): self = .upstreamUnreachable(why)
-        case .invalidResponse(let why): self = .upstreamInvalid(why)
+        case .unreachable(let why): self = .upstreamUnreachable(why.description)
+        case .invalidBaseURL: self = .upstreamUnreachable("the request URL could not be made from MAGICBELL_API_URL")
+        case .invalidResponse(let why): self = .upstreamInvalid(why.description)
         case .cancelled: self = .upstreamUnreachable("the call was cancelled")
         case .undecodable(let status, _): self = .upstreamInvalid("not the documented answer (status \(status))")
         case .http(let status, _, let retryAfter):

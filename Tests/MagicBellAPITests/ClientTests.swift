@@ -76,7 +76,7 @@ import FoundationNetworking
         #expect(seen == ["GET", "GET", "GET", "GET", "POST", "GET"], "the create exactly once")
 
         let refused = JWTServiceClient(projectToken: "t", baseURL: URL(string: "http://127.0.0.1:9/v2")!, timeout: 2)
-        #expect(throws: MagicBellAPIError.unreachable("connection refused")) { try refused.send(list) }
+        #expect(throws: MagicBellAPIError.unreachable(.unreachable(.refused))) { try refused.send(list) }
     }
 
     /// The fake is as strict as the published models (magicbell-jwt-openapi.json),
@@ -116,7 +116,7 @@ import FoundationNetworking
         guard case .undecodable(200, let body) = garbage else { Issue.record("\(String(describing: garbage))"); return }
         #expect(body.starts(with: Array("<html>".utf8)), "the bytes are kept")
         _ = try fake.control("misbehave", #"{"mode":"redirect"}"#)
-        #expect(throws: MagicBellAPIError.invalidResponse("status 302")) { try client.perform(JwtService.fetchProjectTokens.call()) }
+        #expect(throws: MagicBellAPIError.invalidResponse(.status(302))) { try client.perform(JwtService.fetchProjectTokens.call()) }
         let wrong = JWTServiceClient(projectToken: "wrong", baseURL: fake.baseURL, timeout: 2)
         do {
             _ = try wrong.perform(JwtService.discardUserJwt.call(pathValue: "x"))

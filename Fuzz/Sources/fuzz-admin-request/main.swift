@@ -23,15 +23,17 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let query = parts.count > 1 ? Array(parts[1]) : []
     let body = parts.count > 2 ? Array(parts[2]) : []
 
-    let resolved: (JwtOperation, String?)
     guard let text = String(validating: path, as: UTF8.self) else { return 0 } // Route refuses it
-    let segments = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-    do { resolved = try AdminRequest.resolve(method: method, segments: segments) } catch { return 0 }
-    let (operation, pathValue) = resolved
-    let request = ParameterList(bytes: ["QUERY_STRING": query, "CONTENT_TYPE": Array("application/json".utf8),
-                                        "REQUEST_METHOD": Array(method.utf8)], body: body)
+    let segments = text.isEmpty ? [] : text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    let httpMethod = HTTPMethod(method)
+    guard case .found(let entry, let pathValue) = RouteTable.app.match(.admin, httpMethod, path: segments),
+          case .forward(let forward) = entry.handler else { return 0 }
+    let operation = forward.operation
+    let params = ParameterList(bytes: ["QUERY_STRING": query, "CONTENT_TYPE": Array("application/json".utf8),
+                                       "REQUEST_METHOD": Array(method.utf8)], body: body)
+    let request = MagicBellRequest(params: params, route: .admin, method: httpMethod, path: segments)
     let built: APIRequest
-    do { built = try AdminRequest.build(operation, pathValue: pathValue, request: request).request } catch { return 0 }
+    do { built = try forward.apiRequest(request, pathValue: pathValue) } catch { return 0 }
 
     guard let url = client.url(for: built) else { preconditionFailure("no URL for an accepted call") }
     if let pathValue {
@@ -42,11 +44,15 @@ func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     }
     let allowed = Set(Pagination.parameterNames)
     for item in built.query { precondition(allowed.contains(item.name), "forwarded query name \(item.name)") }
-    if let kind = operation.body, let forwarded = built.body {
-        let again = try! AdminRequest.validate(kind, json: forwarded)
-        precondition(again == forwarded, "re-validation changed the body")
+    if let model = operation.body, let forwarded = built.body {
+        precondition(reencoded(model, forwarded) == forwarded, "re-validation changed the body")
     }
     return 0
+}
+
+/// The forwarded body decoded by its model and encoded again.
+func reencoded<Model: RequestModel>(_ model: Model.Type, _ json: [UInt8]) -> [UInt8]? {
+    (try? AdminRequest.decode(Model.self, json: json))?.encoded()
 }
 
 runFuzzer(fuzz)
