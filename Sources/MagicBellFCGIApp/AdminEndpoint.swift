@@ -23,9 +23,8 @@ final class AdminEndpoint {
     /// A success that is not JSON, a redirect, an oversized answer or no
     /// answer at all is a 502 or 504. The audit's target, for a create, is
     /// the new token's id, from the answer as decoded (never decoded again).
-    func forward<Answer>(_ call: JwtCall<Answer>, _ state: inout RequestState, _ response: inout HTTPResponse)
-        throws(EndpointError) {
-        guard let client = context.client else { throw .adminNotConfigured }
+    func forward<Answer>(_ call: JwtCall<Answer>, with client: JWTServiceClient, _ state: inout RequestState,
+                         _ response: inout HTTPResponse) throws(EndpointError) {
         guard context.adminGate.tryEnter() else {
             response.addHeader("Retry-After", "1")
             throw .adminBusy
@@ -42,7 +41,8 @@ final class AdminEndpoint {
                 throw .upstreamInvalid("the body is not JSON (status \(answeredStatus))")
             }
             (status, body) = (answeredStatus, answeredBody)
-            state.target = state.target ?? json["token_id"]?.string
+            // A create's new token id, from the one parse of an answer that is not quite the model.
+            if call.request.operation.body != nil { state.target = state.target ?? json["token_id"]?.string }
         } catch .http(let answeredStatus, let answeredBody, let wait) {
             // 407 and 408 speak of the connection, not of the call: a browser
             // may resend on a 408. They are MagicBell's, so a 502 that says so.
@@ -105,9 +105,11 @@ extension JwtEndpoint: AdminForward {
 
     func forward(_ request: MagicBellRequest<some RequestParameters & RequestBodyReader>, pathValue: String?,
                  via admin: AdminEndpoint, _ state: inout RequestState, _ response: inout HTTPResponse) throws(EndpointError) {
-        guard admin.context.client != nil else { throw .adminNotConfigured }
-        let call = try call(request, pathValue: pathValue)
-        state.target = pathValue
-        try admin.forward(call, &state, &response)
+        guard let client = admin.context.client else { throw .adminNotConfigured }
+        // Named in the audit line even when refused below (an invalid id
+        // too, cut to a bounded length: the log line escapes it).
+        state.target = pathValue.map { $0.unicodeScalars.count > AdminRequest.maxIDLength + 1
+            ? String(String.UnicodeScalarView($0.unicodeScalars.prefix(AdminRequest.maxIDLength))) + "…" : $0 }
+        try admin.forward(try call(request, pathValue: pathValue), with: client, &state, &response)
     }
 }

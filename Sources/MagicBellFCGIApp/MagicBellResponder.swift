@@ -148,6 +148,9 @@ public final class MagicBellResponder: FastCGIResponder {
             let group = routes[route]
             answeredByItsSteps = !group.steps.isEmpty
             var state = RequestState()
+            // A route with one entry (metrics) is named before its steps run,
+            // so that their refusals are counted under it too.
+            if group.entries.count == 1 { state.entry = group.entries[0].name }
             try pass(request, group, step: 0, &state, &response)
         } catch {
             failed = true

@@ -118,9 +118,6 @@ public final class UserTokenMinter {
         return end
     }
 
-    /// The length of a user key: 32 bytes in standard base64.
-    public static let userKeyLength = 44
-
     /// Appends MagicBell's HMAC user key for `identity` to `out`:
     /// base64(HMAC-SHA256(secret key, external id)), over the email when
     /// there is no external id: standard base64 with padding, as the React

@@ -15,6 +15,24 @@ import sys
 
 import yaml
 
+# MagicBell's published request models (magicbell-jwt-openapi.json, the
+# JwtService's OpenAPI, 2026), written here by hand and not from the Swift
+# models: the description must be at least this strict, so that a rule
+# loosened in Swift (and so in the fake, which is generated from it) fails
+# here. (The fake is deliberately stricter than MagicBell: it takes only
+# what the responder forwards.)
+PUBLISHED = {
+    "CreateProjectTokenRequest": {
+        "required": ["name"],
+        "fields": {"name": {"type": "string", "maxLength": 255}, "expiry": {"type": "integer", "minimum": 1}},
+    },
+    "CreateUserTokenRequest": {
+        "required": [],
+        "fields": {"email": {"type": "string", "maxLength": 255}, "external_id": {"type": "string", "maxLength": 255},
+                   "name": {"type": "string", "maxLength": 255}, "expiry": {"type": "integer", "minimum": 1}},
+    },
+}
+
 
 def main(openapi_path, description_path):
     with open(openapi_path) as f:
@@ -147,6 +165,26 @@ def main(openapi_path, description_path):
                 problems.append(f"components.schemas.{name} is not in openapi.yaml")
                 continue
             compare_model(name, doc["components"]["schemas"][name], f"components.schemas.{name}")
+    for name, published in PUBLISHED.items():
+        model = models.get(name)
+        if model is None:
+            problems.append(f"the description has no {name}, which MagicBell publishes")
+            continue
+        fields = {field["name"]: field for field in model["fields"]}
+        for field_name in published["required"]:
+            if not fields.get(field_name, {}).get("required"):
+                problems.append(f"{name}.{field_name}: MagicBell requires it; the model does not")
+        for field_name, rule in published["fields"].items():
+            field = fields.get(field_name)
+            if field is None:
+                problems.append(f"{name}.{field_name}: MagicBell publishes it; the model has no such field")
+                continue
+            if field["type"] != rule["type"]:
+                problems.append(f"{name}.{field_name}: type {field['type']}, MagicBell's is {rule['type']}")
+            if "maxLength" in rule and field.get("maxLength", float("inf")) > rule["maxLength"]:
+                problems.append(f"{name}.{field_name}: maxLength {field.get('maxLength')}, MagicBell's is {rule['maxLength']}")
+            if "minimum" in rule and field.get("minimum", float("-inf")) < rule["minimum"]:
+                problems.append(f"{name}.{field_name}: minimum {field.get('minimum')}, MagicBell's is {rule['minimum']}")
     for path, item in doc.get("paths", {}).items():
         if not path.startswith(prefix + "jwt"):
             continue

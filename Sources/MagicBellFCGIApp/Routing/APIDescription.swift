@@ -71,8 +71,12 @@ public enum APIDescription {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(Document(pagination: pagination, operations: operations, models: models))) ?? Data()
-        return String(decoding: data, as: UTF8.self) + "\n"
+        do {
+            let data = try encoder.encode(Document(pagination: pagination, operations: operations, models: models))
+            return String(decoding: data, as: UTF8.self) + "\n"
+        } catch {
+            preconditionFailure("the description does not encode: \(error)") // strings, integers and arrays only
+        }
     }
 
     private static func collect(_ type: any APIModel.Type, into models: inout [String: Model]) {

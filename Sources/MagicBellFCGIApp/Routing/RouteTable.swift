@@ -29,7 +29,7 @@ struct RouteTable: Sendable {
         /// One audit line (`AuditLog`) per request, with the actor the
         /// location set; entries that `auditsRefusalsOnly` only when refused.
         case audited
-        /// Same-site browsers only (`AdminEndpoint.checkOrigin`).
+        /// Same-site browsers only (`Steps.checkOrigin`).
         case sameOrigin
     }
 
@@ -91,6 +91,19 @@ struct RouteTable: Sendable {
     init(_ groups: [Group]) {
         self.groups = groups.sorted { $0.route.rawValue < $1.route.rawValue }
         precondition(self.groups.map(\.route) == Route.allCases, "one group per route")
+        for group in self.groups {
+            // A route with paths has a path on every entry (one without would
+            // answer every path), and one entry per path and method.
+            let paths = group.entries.map { $0.path?.description }
+            precondition(paths.allSatisfy { $0 != nil } || group.entries.count == 1, "\(group.route.name): an entry without a path")
+            var seen: Set<String> = []
+            for entry in group.entries {
+                for method in entry.methods {
+                    precondition(seen.insert("\(method.name) \(entry.path?.description ?? "*")").inserted,
+                                 "\(group.route.name): two entries for \(method.name) \(entry.path?.description ?? "*")")
+                }
+            }
+        }
     }
 
     subscript(route: Route) -> Group { groups[route.rawValue] }
