@@ -9,10 +9,14 @@ public protocol APIModel: Decodable, Sendable {
     /// The id of what the call created (a create's new token), for the
     /// audit line; nil for other answers.
     var createdID: String? { get }
+    /// A page of a list: an operation that answers one takes the list's
+    /// pagination query (`Pagination`); the others take no query.
+    static var isPage: Bool { get }
 }
 
 extension APIModel {
     public var createdID: String? { nil }
+    public static var isPage: Bool { false }
 }
 
 /// A request body's model.

@@ -27,8 +27,9 @@ public struct JwtOperation: Sendable, Equatable, CustomStringConvertible {
     /// The model a success decodes to.
     public let answer: any APIModel.Type
 
-    /// The list operations (GET) take pagination; the others no query.
-    public var isPaginated: Bool { method == "GET" }
+    /// An operation that answers a page of a list takes pagination; the
+    /// others no query (a GET of one item would not).
+    public var isPaginated: Bool { answer.isPage }
 
     public var description: String { name }
 

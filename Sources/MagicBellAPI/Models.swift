@@ -179,6 +179,8 @@ public struct TokenList: APIModel, Codable, Equatable {
     public var data: [TokenListItem]
     public var links: Links?
 
+    public static var isPage: Bool { true }
+
     public static let schema = ModelSchema("TokenList", [
         .init("data", .list(of: TokenListItem.self), required: true),
         .init("links", .model(Links.self), nullable: true),

@@ -158,12 +158,15 @@ import Testing
     }
 
     @Test func everyOperationIsOneEntryOfItsOwn() {
-        let forwards = RouteTable.app[.admin].entries.compactMap { entry -> String? in
-            guard case .forward(let operation) = entry.handler else { return nil }
-            return "\(operation.operation.method) \(operation.operation.path)"
+        let forwards = RouteTable.app[.admin].entries.compactMap { entry -> JwtOperation? in
+            guard case .forward(let forward) = entry.handler else { return nil }
+            return forward.operation
         }
-        #expect(forwards.count == 6)
-        #expect(Set(forwards).count == 6)
+        // MagicBell's six, each once; an operation added later adds a line, not a failure here.
+        #expect(Set(forwards.map(\.name)).isSuperset(of: ["fetchProjectTokens", "createProjectJwt", "discardProjectJwt",
+                                                         "createUserJwt", "discardUserJwt", "fetchUserTokens"]))
+        #expect(Set(forwards.map { "\($0.method) \($0.path)" }).count == forwards.count)
+        #expect(forwards.filter(\.isPaginated).map(\.name).sorted() == ["fetchProjectTokens", "fetchUserTokens"])
         #expect(RouteTable.app[.admin].blocks && !RouteTable.app[.token].blocks)
     }
 }
