@@ -24,7 +24,7 @@ public struct CreateProjectTokenRequest: RequestModel, Equatable {
 
     /// Decodes and validates by `schema`. Throws `InvalidRequestBody`.
     public init(from decoder: any Decoder) throws {
-        let fields = try RequestFields(decoder, Self.schema)
+        var fields = try RequestFields(decoder, Self.schema)
         guard let name = try fields.string("name") else {
             throw InvalidRequestBody(message: "name is required.")
         }
@@ -60,14 +60,12 @@ public struct CreateUserTokenRequest: RequestModel, Equatable {
 
     /// Decodes and validates by `schema`. Throws `InvalidRequestBody`.
     public init(from decoder: any Decoder) throws {
-        let fields = try RequestFields(decoder, Self.schema)
+        var fields = try RequestFields(decoder, Self.schema)
         email = try fields.string("email")
         externalID = try fields.string("external_id")
         name = try fields.string("name")
         expiry = try fields.expiry()
-        guard email?.isEmpty == false || externalID?.isEmpty == false else {
-            throw InvalidRequestBody(message: "email or external_id is required (a non-empty string).")
-        }
+        try fields.checkRequiresOneOf()
     }
 }
 
@@ -92,6 +90,8 @@ struct RequestFields {
 
     private let container: KeyedDecodingContainer<Key>
     private let schema: ModelSchema
+    /// The string fields read so far that hold at least one character.
+    private var nonEmpty: Set<String> = []
 
     init(_ decoder: any Decoder, _ schema: ModelSchema) throws {
         container = try decoder.container(keyedBy: Key.self)
@@ -105,7 +105,7 @@ struct RequestFields {
 
     /// A string of the schema's length without control characters, or nil
     /// when absent or null.
-    func string(_ field: String) throws -> String? {
+    mutating func string(_ field: String) throws -> String? {
         guard case .string(let minimum, let maximum)? = schema[field]?.kind else {
             preconditionFailure("\(field) is not a string of \(schema.name)")
         }
@@ -125,7 +125,16 @@ struct RequestFields {
         guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
             throw InvalidRequestBody(message: "\(field) must not contain control characters.")
         }
+        if !text.isEmpty { nonEmpty.insert(field) }
         return text
+    }
+
+    /// The schema's `requiresOneOf`: at least one of those fields, read
+    /// with `string`, holds a non-empty string.
+    func checkRequiresOneOf() throws {
+        let names = schema.requiresOneOf
+        guard !names.isEmpty, nonEmpty.isDisjoint(with: names) else { return }
+        throw InvalidRequestBody(message: "\(names.joined(separator: " or ")) is required (a non-empty string).")
     }
 
     /// `expiry`: an integer of at least 1, or nil when absent or null. As in

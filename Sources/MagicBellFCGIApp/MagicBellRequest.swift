@@ -12,9 +12,6 @@ struct MagicBellRequest<Params: RequestParameters & RequestBodyReader> {
     let route: Route
     let method: HTTPMethod
     let path: [String]
-
-    /// nginx's `$request_id`, for logs (`-` when the location sets none).
-    var requestID: String { params.string("REQUEST_ID") ?? "-" }
 }
 
 /// What the steps and the handler of one request tell each other: the
@@ -56,13 +53,8 @@ enum HTTPMethod: Equatable, Sendable {
 
     /// A method by name, as an operation's description spells it.
     init(_ name: String) {
-        switch name {
-        case "GET": self = .get
-        case "POST": self = .post
-        case "DELETE": self = .delete
-        case "HEAD": self = .head
-        default: self = .other(name)
-        }
+        var name = name
+        self = name.withUTF8 { HTTPMethod($0) }
     }
 
     /// As logs show it: `-` when the server sent none.
